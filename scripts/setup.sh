@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what podnet needs on a fresh Debian machine: Debian packages when missing, npm dependencies.
+# Safe to run again: it only installs what is not there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "podnet setup: missing Debian packages: ${need[*]}; run as root (or: apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "podnet setup: installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm dependencies: install when missing or when the lockfile changed since the last install.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "podnet setup: installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
