@@ -22,6 +22,12 @@ export const CLUSTER_DEFAULTS: Omit<Cluster, "kind" | "meta" | "implicit"> = {
   dns: { ttl: 5, podRecords: "insecure", forward: [], upstream: [] },
 };
 
+/**
+ * IPv6 ranges used when a Cluster gives only IPv6 pod (or service) CIDRs and leaves the other range
+ * unset, so that both ranges have the same families (kind's defaults).
+ */
+export const IPV6_DEFAULTS = { podCIDR: "fd00:10:244::/56", serviceCIDR: "fd00:10:96::/112" } as const;
+
 /** The kube-dns Service's ClusterIP is this address of the first service CIDR (10.96.0.10). */
 export const DNS_SERVICE_ADDRESS_INDEX = 10;
 /** VXLAN adds 50 bytes (outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8). */

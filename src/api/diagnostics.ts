@@ -15,6 +15,8 @@ export interface SourceLocation {
 
 export interface Diagnostic {
   severity: Severity;
+  /** A stable identifier for tools and tests, e.g. `range-overlap`, `service-range-alias`. */
+  code?: string;
   /** What is wrong, in one sentence. */
   message: string;
   /** How to fix it. */
@@ -43,7 +45,9 @@ export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
 export class InvalidInputError extends Error {
   constructor(readonly diagnostics: Diagnostic[]) {
     const errors = diagnostics.filter((d) => d.severity === "error");
-    super(`${errors.length} error${errors.length === 1 ? "" : "s"}:\n${errors.map(formatDiagnostic).join("\n")}`);
+    super(
+      `${errors.length} error${errors.length === 1 ? "" : "s"}:\n${errors.map(formatDiagnostic).join("\n")}`,
+    );
     this.name = "InvalidInputError";
   }
 }

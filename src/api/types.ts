@@ -263,7 +263,11 @@ export interface NetworkPolicy {
   egress: NetworkPolicyRule[];
 }
 
-/** Everything the manifests declare, defaulted and expanded, for every cluster in them. */
+/**
+ * Everything the manifests declare, defaulted and expanded, for every cluster in them. Read-only:
+ * pods expanded from one workload share (frozen) `containers`, `annotations`, `owner` and, for
+ * Deployments, `labels` objects.
+ */
 export interface DesiredState {
   clusters: Cluster[];
   namespaces: Namespace[];

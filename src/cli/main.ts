@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/** The podnet command line. Each command lives in commands/ and registers itself here. */
+import { Command, CommanderError } from "commander";
+import { InvalidInputError, formatDiagnostic } from "../api/diagnostics.js";
+import { registerPlanCommand } from "./commands/plan.js";
+import { UserError } from "./options.js";
+
+export function buildProgram(): Command {
+  const program = new Command("podnet")
+    .description("The Kubernetes network model on the real Linux dataplane")
+    .version("0.1.0")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureHelp({ sortSubcommands: true });
+  registerPlanCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof UserError) {
+      process.stderr.write(`podnet: ${error.message}\n`);
+      return error.exitCode;
+    }
+    if (error instanceof InvalidInputError) {
+      for (const d of error.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});
