@@ -62,8 +62,12 @@ if (errors.length > 0) {
 const cluster = plan.clusters[0];
 const peakRss = process.resourceUsage().maxRSS * 1024;
 
-console.log(`podnet plan benchmark: ${nodes} nodes, ${cluster?.pods.length} pods, ${cluster?.services.length} services`);
-console.log(`  manifest size        ${mib(text.length)} of YAML, ${loaded.state.pods.length} pods after expansion`);
+console.log(
+  `podnet plan benchmark: ${nodes} nodes, ${cluster?.pods.length} pods, ${cluster?.services.length} services`,
+);
+console.log(
+  `  manifest size        ${mib(text.length)} of YAML, ${loaded.state.pods.length} pods after expansion`,
+);
 console.log(`  load + validate      ${(t1 - t0).toFixed(0)} ms`);
 console.log(`  plan addresses       ${(t2 - t1).toFixed(0)} ms`);
 console.log(`  total                ${(t2 - t0).toFixed(0)} ms   (target < 2000 ms)`);

@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+# The reference CNI plugins (bridge, host-local, portmap, ...): peers in the CNI tests.
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "podnet setup: missing Debian packages: ${need[*]}; run as root (or: apt-get install ${need[*]})" >&2

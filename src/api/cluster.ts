@@ -1,8 +1,20 @@
 /** podnet.dev/v1alpha1 kinds: Cluster (address ranges, fabric, DNS) and ExternalHost; and Namespace. */
+import {
+  type Cidr,
+  cidrSize,
+  containsIp,
+  familyName,
+  formatCidr,
+  formatIp,
+  hostBits,
+  type IpAddress,
+  nthAddress,
+  parseCidr,
+  parseIp,
+} from "../ipam/cidr.js";
 import type { Field, ObjCtx } from "./context.js";
 import { CLUSTER_DEFAULTS, DNS_SERVICE_ADDRESS_INDEX, IPV6_DEFAULTS, VXLAN_OVERHEAD } from "./defaults.js";
 import type { ReadMeta } from "./meta.js";
-import { type Cidr, cidrContainsIp, isNetError, nthAddress, parseCidr, parseIp } from "./net.js";
 import { readPort, readProtocol } from "./pod.js";
 import { readCidr, readIp } from "./service.js";
 import type {
@@ -15,7 +27,7 @@ import type {
   Namespace,
   PodRecordsMode,
 } from "./types.js";
-import { dns1123Subdomain } from "./validate.js";
+import { cidrErrorMessage, dns1123Subdomain } from "./validate.js";
 
 const SPEC_FIELDS = [
   "nodeCIDR",
@@ -48,7 +60,16 @@ export interface ClusterInfo {
   nodesGiven: boolean;
 }
 
-const cidrDefault = (text: string): Cidr => parseCidr(text) as Cidr;
+const cidrDefault = (text: string): Cidr => parseCidr(text);
+
+/**
+ * The cluster DNS address (the DNS_SERVICE_ADDRESS_INDEX-th of the service CIDR), or undefined when
+ * the CIDR does not hold it and at least one address after it.
+ */
+function dnsAddressOf(svc: Cidr): string | undefined {
+  if (cidrSize(svc) <= BigInt(DNS_SERVICE_ADDRESS_INDEX + 1)) return undefined;
+  return formatIp(nthAddress(svc, DNS_SERVICE_ADDRESS_INDEX));
+}
 
 /** A CIDR list with a singular shorthand (`podCIDR` / `podCIDRs`): at most one per family, IPv4 first. */
 function readCidrList(
@@ -76,7 +97,7 @@ function readCidrList(
     if (!c) continue;
     if (out.some((x) => x.family === c.family)) {
       f.error(
-        `invalid value ${JSON.stringify(c.text)}: may specify no more than one CIDR for each IP family`,
+        `invalid value ${JSON.stringify(formatCidr(c))}: may specify no more than one CIDR for each IP family`,
         "give one IPv4 and/or one IPv6 CIDR",
       );
       continue;
@@ -86,10 +107,10 @@ function readCidrList(
   if (Array.isArray(manyF.v) && items.length === 0)
     manyF.required("Required value: must have at least one CIDR");
   if (items.length > 2) manyF.error(`must have at most 2 items (one per IP family), found ${items.length}`);
-  if (out.length === 2 && out[0]?.family === "IPv6") {
+  if (out.length === 2 && out[0]?.family === 6 && out[1]) {
     manyF.error(
       "dual-stack ranges must list the IPv4 CIDR first (podnet's primary family is IPv4)",
-      `write [${out[1]?.text}, ${out[0]?.text}]`,
+      `write [${formatCidr(out[1])}, ${formatCidr(out[0])}]`,
     );
     out.reverse();
   }
@@ -97,7 +118,7 @@ function readCidrList(
 }
 
 function familiesOf(cidrs: Cidr[]): IpFamily[] {
-  return cidrs.map((c) => c.family);
+  return cidrs.map((c) => familyName(c.family));
 }
 
 /** `ip`, `ip:port` or `[ipv6]:port`, as written in DNS server lists. */
@@ -111,9 +132,13 @@ export function checkServer(s: string): string | undefined {
   } else if ((s.match(/:/g) ?? []).length === 1) {
     [host, port] = s.split(":") as [string, string];
   }
-  const ip = parseIp(host);
-  if (isNetError(ip)) return `must be an IP address, ip:port or [ipv6]:port: ${ip.error}`;
-  if (bracket && ip.family !== "IPv6") return "only IPv6 addresses are written in brackets";
+  let ip: IpAddress;
+  try {
+    ip = parseIp(host);
+  } catch (e) {
+    return `must be an IP address, ip:port or [ipv6]:port: ${cidrErrorMessage(e)}`;
+  }
+  if (bracket && ip.family !== 6) return "only IPv6 addresses are written in brackets";
   if (port !== undefined && !/^\d+$/.test(port)) return `invalid port ${JSON.stringify(port)}`;
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535))
     return `invalid port ${port}: must be between 1 and 65535, inclusive`;
@@ -189,12 +214,11 @@ export function readCluster(o: ObjCtx, meta: ReadMeta): ClusterInfo {
     }
   }
   svcCidrs.forEach((c) => {
-    const hostBits = (c.family === "IPv4" ? 32 : 128) - c.prefix;
-    if (hostBits > 20) {
-      const min = c.family === "IPv4" ? 12 : 108;
+    if (hostBits(c.family) - c.prefix > 20) {
+      const min = hostBits(c.family) - 20;
       svcs.field.error(
-        `service CIDR ${c.text} is too large: the prefix length must be >= ${min} for ${c.family} (at most 2^20 addresses, as kube-apiserver requires)`,
-        `use e.g. ${c.family === "IPv4" ? "10.96.0.0/12" : "fd00:10:96::/112"}`,
+        `service CIDR ${formatCidr(c)} is too large: the prefix length must be >= ${min} for ${familyName(c.family)} (at most 2^20 addresses, as kube-apiserver requires)`,
+        `use e.g. ${c.family === 4 ? "10.96.0.0/12" : "fd00:10:96::/112"}`,
       );
     }
   });
@@ -207,7 +231,7 @@ export function readCluster(o: ObjCtx, meta: ReadMeta): ClusterInfo {
     lbCidrs = [];
     for (const f of lbF.list()) {
       const c = readCidr(f);
-      if (c) lbCidrs.push(c.text);
+      if (c) lbCidrs.push(formatCidr(c));
     }
   }
 
@@ -229,22 +253,23 @@ export function readCluster(o: ObjCtx, meta: ReadMeta): ClusterInfo {
     mask.ipv6 = v6.int() ?? mask.ipv6;
   }
   for (const c of podCidrs) {
-    const size = c.family === "IPv4" ? mask.ipv4 : mask.ipv6;
-    const max = c.family === "IPv4" ? 30 : 126;
-    const f = maskFields[c.family];
+    const family = familyName(c.family);
+    const size = c.family === 4 ? mask.ipv4 : mask.ipv6;
+    const max = hostBits(c.family) - 2;
+    const f = maskFields[family];
     if (size < c.prefix) {
       f.error(
-        `node mask size /${size} is shorter than the pod CIDR ${c.text}: each node's block must fit inside it`,
+        `node mask size /${size} is shorter than the pod CIDR ${formatCidr(c)}: each node's block must fit inside it`,
         `use a mask size between ${c.prefix} and ${Math.min(c.prefix + 16, max)}`,
       );
     } else if (size - c.prefix > 16) {
       f.error(
-        `node mask size /${size} is more than 16 bits longer than the pod CIDR ${c.text} (kube-controller-manager's limit)`,
+        `node mask size /${size} is more than 16 bits longer than the pod CIDR ${formatCidr(c)} (kube-controller-manager's limit)`,
         `use a mask size between ${c.prefix} and ${c.prefix + 16}`,
       );
     } else if (size > max) {
       f.error(
-        `node mask size /${size} leaves no addresses for pods (${c.family} blocks must be /${max} or larger)`,
+        `node mask size /${size} leaves no addresses for pods (${family} blocks must be /${max} or larger)`,
       );
     }
   }
@@ -293,13 +318,13 @@ export function readCluster(o: ObjCtx, meta: ReadMeta): ClusterInfo {
   fabric.masquerade = fab.get("masquerade").bool() ?? fabric.masquerade;
   const podMtu = fabric.mode === "vxlan" ? fabric.mtu - VXLAN_OVERHEAD : fabric.mtu;
   const mtuAt = mtuF.set ? mtuF : fab.get("mode");
-  if (fabric.mode === "vxlan" && podCidrs.some((c) => c.family === "IPv4") && podMtu < IPV4_MIN_MTU) {
+  if (fabric.mode === "vxlan" && podCidrs.some((c) => c.family === 4) && podMtu < IPV4_MIN_MTU) {
     mtuAt.error(
       `pod MTU ${podMtu} (underlay ${fabric.mtu} - ${VXLAN_OVERHEAD} VXLAN overhead) is below ${IPV4_MIN_MTU}, the IPv4 minimum`,
       `raise spec.fabric.mtu to at least ${IPV4_MIN_MTU + VXLAN_OVERHEAD}`,
     );
   }
-  if (podCidrs.some((c) => c.family === "IPv6") && podMtu < MIN_MTU) {
+  if (podCidrs.some((c) => c.family === 6) && podMtu < MIN_MTU) {
     mtuAt.error(
       `pod MTU ${podMtu}${fabric.mode === "vxlan" ? ` (underlay ${fabric.mtu} - ${VXLAN_OVERHEAD} VXLAN overhead)` : ""} is below ${MIN_MTU}, the IPv6 minimum`,
       `raise spec.fabric.mtu to at least ${MIN_MTU + (fabric.mode === "vxlan" ? VXLAN_OVERHEAD : 0)}`,
@@ -321,18 +346,18 @@ export function readCluster(o: ObjCtx, meta: ReadMeta): ClusterInfo {
   const sipF = dnsF.get("serviceIP");
   const sip = readIp(sipF);
   if (sip) {
-    if (svcCidrs.length > 0 && !svcCidrs.some((c) => cidrContainsIp(c, sip))) {
+    if (svcCidrs.length > 0 && !svcCidrs.some((c) => containsIp(c, sip))) {
       sipF.error(
-        `${sip.text} is outside the service CIDRs (${svcCidrs.map((c) => c.text).join(", ")})`,
+        `${sip.text} is outside the service CIDRs (${svcCidrs.map(formatCidr).join(", ")})`,
         "the cluster DNS Service's ClusterIP must be inside a service CIDR",
       );
     }
     dns.serviceIP = sip.text;
   } else if (svcCidrs[0] && !sipF.set) {
-    const def = nthAddress(svcCidrs[0], DNS_SERVICE_ADDRESS_INDEX);
-    if (def === undefined || nthAddress(svcCidrs[0], DNS_SERVICE_ADDRESS_INDEX + 1) === undefined) {
+    const def = dnsAddressOf(svcCidrs[0]);
+    if (def === undefined) {
       svcs.field.error(
-        `service CIDR ${svcCidrs[0].text} is too small to hold the cluster DNS address (its ${DNS_SERVICE_ADDRESS_INDEX}th address)`,
+        `service CIDR ${formatCidr(svcCidrs[0])} is too small to hold the cluster DNS address (its ${DNS_SERVICE_ADDRESS_INDEX}th address)`,
         "use a larger service CIDR or set spec.dns.serviceIP",
       );
     } else dns.serviceIP = def;
@@ -380,10 +405,10 @@ export function readCluster(o: ObjCtx, meta: ReadMeta): ClusterInfo {
       annotations: meta.annotations,
       source: o.location,
     },
-    nodeCIDR: nodeCidr?.text ?? d.nodeCIDR,
-    podCIDRs: podCidrs.map((c) => c.text),
-    serviceCIDRs: svcCidrs.map((c) => c.text),
-    externalCIDR: externalCidr?.text ?? d.externalCIDR,
+    nodeCIDR: nodeCidr ? formatCidr(nodeCidr) : d.nodeCIDR,
+    podCIDRs: podCidrs.map(formatCidr),
+    serviceCIDRs: svcCidrs.map(formatCidr),
+    externalCIDR: externalCidr ? formatCidr(externalCidr) : d.externalCIDR,
     loadBalancerCIDRs: lbCidrs,
     nodeCIDRMaskSize: mask,
     clusterDomain,
@@ -407,7 +432,7 @@ export function defaultCluster(name: string): ClusterInfo {
     ...structuredClone(d),
     implicit: true,
   };
-  const dnsIp = nthAddress(svc, DNS_SERVICE_ADDRESS_INDEX);
+  const dnsIp = dnsAddressOf(svc);
   if (cluster.dns.serviceIP === undefined && dnsIp) cluster.dns.serviceIP = dnsIp;
   return {
     cluster,

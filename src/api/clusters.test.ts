@@ -201,3 +201,39 @@ test("duplicate Clusters and duplicate objects in one cluster are errors", () =>
   assert.match(errors[0]?.message ?? "", /duplicate Cluster east: first declared at d\.yaml:1/);
   assert.match(errors[1]?.message ?? "", /duplicate Pod x\/a: first declared at d\.yaml:15/);
 });
+
+const externalHost = (name: string, address: string, cluster: string) => yaml`
+  apiVersion: podnet.dev/v1alpha1
+  kind: ExternalHost
+  metadata:
+    name: ${name}
+    annotations: {${CLUSTER_ANNOTATION}: ${cluster}}
+  spec:
+    address: ${address}
+`;
+
+test("ExternalHost addresses may lie outside the externalCIDR; hosts of one cluster may not share one", () => {
+  const text = [
+    cluster("east"),
+    cluster("west", "podCIDRs: [10.245.0.0/16]", "serviceCIDRs: [10.97.0.0/16]"),
+    externalHost("client", "10.96.100.7", "east"), // inside east's service range: the planner's concern
+    externalHost("far", "192.0.2.10", "east"), // outside the externalCIDR 203.0.113.0/24
+    externalHost("client", "10.96.100.7", "west"), // another cluster: not a duplicate
+    externalHost("twin", "10.96.100.7", "east"),
+  ].join("---\n");
+  const r = loadManifestText(text, "x.yaml");
+  const errors = errorsOf(r.diagnostics);
+  assert.deepEqual(
+    errors.map((d) => [d.object, d.path, d.source?.line]),
+    [["ExternalHost twin", "spec.address", 47]],
+    show(r.diagnostics),
+  );
+  assert.equal(
+    errors[0]?.message,
+    'Duplicate value: "10.96.100.7": ExternalHost client (x.yaml:17) already has address 10.96.100.7',
+  );
+  assert.deepEqual(
+    r.state.externalHosts.map((h) => `${h.meta.cluster}/${h.meta.name} ${h.address}`),
+    ["east/client 10.96.100.7", "east/far 192.0.2.10", "west/client 10.96.100.7", "east/twin 10.96.100.7"],
+  );
+});

@@ -1,10 +1,10 @@
 /** EndpointSlice (discovery.k8s.io/v1): addresses, conditions and ports of a Service's endpoints. */
+import { familyName, type IpAddress, parseIp } from "../ipam/cidr.js";
 import type { ObjCtx } from "./context.js";
 import { checkNameField, type ReadMeta } from "./meta.js";
-import { isNetError, parseIp } from "./net.js";
 import { readPort, readProtocol } from "./pod.js";
 import type { Endpoint, EndpointPort, EndpointSlice, IpFamily } from "./types.js";
-import { dns1123Label, dns1123Subdomain } from "./validate.js";
+import { cidrErrorMessage, dns1123Label, dns1123Subdomain } from "./validate.js";
 
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 const MAX_ENDPOINTS = 1000;
@@ -55,13 +55,21 @@ export function readEndpointSlice(o: ObjCtx, meta: ReadMeta): EndpointSlice {
         if (errs.length > 0) af.error(`invalid value ${JSON.stringify(a)}: ${errs.join("; ")}`);
         else ep.addresses.push(a);
       } else if (addressType !== undefined) {
-        const ip = parseIp(a);
-        if (isNetError(ip))
-          af.error(`invalid value ${JSON.stringify(a)}: must be a valid ${addressType} address`, ip.hint);
-        else if (ip.family !== (addressType as IpFamily)) {
+        let ip: IpAddress;
+        try {
+          ip = parseIp(a);
+        } catch (e) {
+          af.error(
+            cidrErrorMessage(e),
+            `write an ${addressType} address, e.g. ${addressType === "IPv4" ? "10.244.1.5" : "fd00:10:244:1::5"}`,
+          );
+          continue;
+        }
+        const family: IpFamily = familyName(ip.family);
+        if (family !== addressType) {
           af.error(
             `invalid value ${JSON.stringify(a)}: must be a valid ${addressType} address`,
-            `this is an ${ip.family} address; put it in an EndpointSlice with addressType: ${ip.family}`,
+            `this is an ${family} address; put it in an EndpointSlice with addressType: ${family}`,
           );
         } else ep.addresses.push(a);
       }

@@ -536,7 +536,7 @@ const rows: Row[] = [
     text: svc(`  clusterIP: 10.96.0.300\n  ports:\n    - port: 80\n`),
     line: 6,
     path: "spec.clusterIP",
-    message: "invalid IP address",
+    message: '"10.96.0.300" is not a valid IP address: octet 300 is greater than 255',
   },
   {
     name: "clusterIP outside the service CIDR",
@@ -624,7 +624,8 @@ const rows: Row[] = [
     ),
     line: 8,
     path: "spec.loadBalancerSourceRanges[0]",
-    message: "10.0.0.1/8 has host bits set; did you mean 10.0.0.0/8?",
+    message: '"10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?',
+    hint: "write 10.0.0.0/8",
   },
   {
     name: "loadBalancerSourceRanges on a ClusterIP Service",
@@ -947,7 +948,7 @@ const rows: Row[] = [
     `,
     line: 10,
     path: "spec.ingress[0].from[0].ipBlock.cidr",
-    message: "10.96.0.1/12 has host bits set; did you mean 10.96.0.0/12?",
+    message: '"10.96.0.1/12" has host bits set; did you mean 10.96.0.0/12?',
   },
   {
     name: "except must be inside cidr",
@@ -1342,18 +1343,42 @@ const rows: Row[] = [
     message: "expected a map, found a string",
   },
   {
-    name: "ExternalHost address outside externalCIDR",
+    name: "ExternalHost address syntax",
     text: yaml`
       apiVersion: podnet.dev/v1alpha1
       kind: ExternalHost
       metadata:
         name: db
       spec:
-        address: 192.0.2.10
+        address: 192.0.2.010
     `,
     line: 6,
     path: "spec.address",
-    message: "outside the cluster's externalCIDR 203.0.113.0/24",
+    message: '"192.0.2.010" is not a valid IP address',
+  },
+  {
+    name: "two ExternalHosts of a cluster with one address (written differently)",
+    text: yaml`
+      apiVersion: podnet.dev/v1alpha1
+      kind: ExternalHost
+      metadata:
+        name: db
+      spec:
+        address: fd00:203::10
+      ---
+      apiVersion: podnet.dev/v1alpha1
+      kind: ExternalHost
+      metadata:
+        name: cache
+      spec:
+        address: FD00:203:0::0010
+    `,
+    line: 13,
+    path: "spec.address",
+    message:
+      'Duplicate value: "FD00:203:0::0010": ExternalHost db (t.yaml:1) already has address fd00:203::10',
+    hint: "give each external host of a cluster its own address",
+    object: "ExternalHost cache",
   },
   // --- documents ---
   {

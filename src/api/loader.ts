@@ -4,13 +4,22 @@
  * cluster, nodes, namespaces), expands workloads into pods, and checks references across objects.
  * Every problem becomes a diagnostic; nothing throws on bad input.
  */
+import {
+  type Cidr,
+  containsCidr,
+  containsIp,
+  familyName,
+  formatCidr,
+  formatIp,
+  tryParseCidr,
+  tryParseIp,
+} from "../ipam/cidr.js";
 import { type ClusterInfo, defaultCluster, readCluster, readExternalHost, readNamespace } from "./cluster.js";
 import { LoadCtx, type LoadOptions, ObjCtx, type RawObject, withoutUndefined } from "./context.js";
 import { BUILTIN_NAMESPACES, CLUSTER_ANNOTATION, DEFAULT_CLUSTER_NAME } from "./defaults.js";
 import type { Diagnostic, SourceLocation } from "./diagnostics.js";
 import { readEndpointSlice } from "./endpointslice.js";
 import { type ReadMeta, readMetadata } from "./meta.js";
-import { type Cidr, cidrContainsCidr, cidrContainsIp, isNetError, parseCidr, parseIp } from "./net.js";
 import { readNetworkPolicy } from "./networkpolicy.js";
 import { readNode } from "./node.js";
 import { pathOf } from "./path.js";
@@ -439,6 +448,7 @@ class Loader {
     }
 
     // Objects in declaration order; workloads expanded in place.
+    const externalAddresses = new Map<string, ExternalHost>(); // cluster\0address -> first host with it
     const referenced = new Map<string, ObjCtx>(); // cluster\0namespace -> first object in it
     for (const e of unique) {
       const r = e.read;
@@ -505,7 +515,7 @@ class Loader {
           state.networkPolicies.push(r.obj);
           break;
         case "ExternalHost":
-          this.checkExternalHost(e, r.obj, info);
+          this.checkExternalHost(e, r.obj, externalAddresses);
           state.externalHosts.push(r.obj);
           break;
       }
@@ -566,47 +576,59 @@ class Loader {
 
   private checkNode(e: Entry, node: Node, info: ClusterInfo): void {
     node.podCIDRs.forEach((text) => {
-      const c = parseCidr(text) as Cidr;
+      const c = tryParseCidr(text);
+      if (!c) return; // readNode keeps valid CIDRs only
+      const family = familyName(c.family);
       const pool = info.podCidrs.find((p) => p.family === c.family);
       const path = pathOf("spec", e.spec.podCIDRs ? "podCIDRs" : "podCIDR");
       if (!pool) {
         e.o.error(
           path,
-          `${text} is ${c.family} but cluster ${info.cluster.meta.name} has no ${c.family} pod CIDR`,
+          `${text} is ${family} but cluster ${info.cluster.meta.name} has no ${family} pod CIDR`,
           `the cluster's pod CIDRs: ${info.cluster.podCIDRs.join(", ")}`,
         );
-      } else if (!cidrContainsCidr(pool, c)) {
+      } else if (!containsCidr(pool, c)) {
         e.o.error(
           path,
-          `${text} is outside the cluster's pod CIDR ${pool.text}`,
-          `give the node a block inside ${pool.text}`,
+          `${text} is outside the cluster's pod CIDR ${formatCidr(pool)}`,
+          `give the node a block inside ${formatCidr(pool)}`,
         );
       }
     });
     if (node.address && info.nodeCidr) {
-      const ip = parseIp(node.address);
-      if (!isNetError(ip) && !cidrContainsIp(info.nodeCidr, ip)) {
+      const ip = tryParseIp(node.address);
+      if (ip && !containsIp(info.nodeCidr, ip)) {
+        const nodeCidr = formatCidr(info.nodeCidr);
         e.o.error(
           pathOf("status", "addresses"),
-          `InternalIP ${node.address} is outside the cluster's nodeCIDR ${info.nodeCidr.text}`,
-          `use an address in ${info.nodeCidr.text}, or change the Cluster's spec.nodeCIDR`,
+          `InternalIP ${node.address} is outside the cluster's nodeCIDR ${nodeCidr}`,
+          `use an address in ${nodeCidr}, or change the Cluster's spec.nodeCIDR`,
         );
       }
     }
   }
 
-  private checkExternalHost(e: Entry, host: ExternalHost, info: ClusterInfo): void {
+  /**
+   * An ExternalHost's address may lie anywhere (outside the externalCIDR the router gets a host route
+   * to it; the planner reports one that aliases a cluster range), but two hosts of one cluster may not
+   * share it. `seen` maps cluster\0canonical address to the first host with that address.
+   */
+  private checkExternalHost(e: Entry, host: ExternalHost, seen: Map<string, ExternalHost>): void {
     if (!host.address) return;
-    const c = parseCidr(info.cluster.externalCIDR);
-    const ip = parseIp(host.address);
-    if (isNetError(c) || isNetError(ip)) return;
-    if (!cidrContainsIp(c, ip)) {
-      e.o.error(
-        pathOf("spec", "address"),
-        `${host.address} is outside the cluster's externalCIDR ${c.text}`,
-        "external hosts live behind the router on the externalCIDR: pick an address inside it, or omit address to have one allocated",
-      );
+    const ip = tryParseIp(host.address);
+    if (!ip) return; // readExternalHost keeps valid addresses only
+    const key = `${e.cluster}\u0000${formatIp(ip)}`;
+    const first = seen.get(key);
+    if (!first) {
+      seen.set(key, host);
+      return;
     }
+    const where = first.meta.source ? ` (${at(first.meta.source)})` : "";
+    e.o.error(
+      pathOf("spec", "address"),
+      `Duplicate value: ${JSON.stringify(host.address)}: ExternalHost ${first.meta.name}${where} already has address ${first.address}`,
+      "give each external host of a cluster its own address, or omit spec.address to have one allocated",
+    );
   }
 
   /** Service defaulting and checks that need the cluster: IP families, ranges, allocation conflicts. */
@@ -629,10 +651,10 @@ class Loader {
       const cluster = info.cluster;
       let svcCidrs = cidrCache.get(cluster);
       if (!svcCidrs) {
-        svcCidrs = cluster.serviceCIDRs.map((t) => parseCidr(t) as Cidr);
+        svcCidrs = cluster.serviceCIDRs.map(tryParseCidr).filter((c): c is Cidr => c !== undefined);
         cidrCache.set(cluster, svcCidrs);
       }
-      const clusterFamilies = svcCidrs.map((c) => c.family);
+      const clusterFamilies: IpFamily[] = svcCidrs.map((c) => familyName(c.family));
       if (clusterFamilies.length === 0) continue; // the Cluster's ranges are in error: reported there
       if (svc.type === "ExternalName") {
         svc.ipFamilies = [];
@@ -663,14 +685,14 @@ class Loader {
 
       svc.clusterIPs.forEach((ipText, i) => {
         if (ipText === "None") return;
-        const ip = parseIp(ipText);
-        if (isNetError(ip)) return;
+        const ip = tryParseIp(ipText);
+        if (!ip) return;
         const path = e.spec.clusterIPs ? pathOf("spec", "clusterIPs", i) : pathOf("spec", "clusterIP");
         const range = svcCidrs.filter((c) => c.family === ip.family);
-        if (!range.some((c) => cidrContainsIp(c, ip))) {
+        if (!range.some((c) => containsIp(c, ip))) {
           e.o.error(
             path,
-            `invalid value ${JSON.stringify(ipText)}: provided IP is not in the valid range. The range of valid IPs is ${range.map((c) => c.text).join(", ") || cluster.serviceCIDRs.join(", ")}`,
+            `invalid value ${JSON.stringify(ipText)}: provided IP is not in the valid range. The range of valid IPs is ${range.map(formatCidr).join(", ") || cluster.serviceCIDRs.join(", ")}`,
             "use an address in the cluster's service CIDR, or omit clusterIP to have one allocated",
           );
           return;

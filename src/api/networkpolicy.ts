@@ -1,7 +1,7 @@
 /** NetworkPolicy (networking.k8s.io/v1): pod selector, policy types, ingress and egress rules. */
+import { containsCidr, formatCidr } from "../ipam/cidr.js";
 import type { Field, ObjCtx } from "./context.js";
 import type { ReadMeta } from "./meta.js";
-import { cidrContainsCidr } from "./net.js";
 import { checkPortName, readProtocol } from "./pod.js";
 import { readSelector } from "./selector.js";
 import { readCidr } from "./service.js";
@@ -33,15 +33,15 @@ function readPeer(pf: Field): NetworkPolicyPeer | undefined {
     const cidrF = ibF.get("cidr");
     const cidr = readCidr(cidrF);
     if (!cidrF.set) cidrF.required();
-    const block: IpBlock = { cidr: cidr?.text ?? "", except: [] };
+    const block: IpBlock = { cidr: cidr ? formatCidr(cidr) : "", except: [] };
     for (const ef of ibF.get("except").list()) {
       const ex = readCidr(ef);
       if (!ex) continue;
-      if (cidr && !(cidrContainsCidr(cidr, ex) && ex.prefix > cidr.prefix)) {
+      if (cidr && !(containsCidr(cidr, ex) && ex.prefix > cidr.prefix)) {
         ef.error(
-          `invalid value ${JSON.stringify(ex.text)}: must be a strict subset of \`cidr\` (${cidr.text})`,
+          `invalid value ${JSON.stringify(formatCidr(ex))}: must be a strict subset of \`cidr\` (${formatCidr(cidr)})`,
         );
-      } else block.except.push(ex.text);
+      } else block.except.push(formatCidr(ex));
     }
     if (cidr) peer.ipBlock = block;
     if (psF.set || nsF.set) {

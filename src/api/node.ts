@@ -1,7 +1,7 @@
 /** Node: pod CIDRs fixed by the manifest and the InternalIP address. */
+import { type Cidr, cidrEquals, formatCidr } from "../ipam/cidr.js";
 import type { ObjCtx } from "./context.js";
 import type { ReadMeta } from "./meta.js";
-import type { Cidr } from "./net.js";
 import { readCidr, readIp } from "./service.js";
 import type { Node } from "./types.js";
 
@@ -31,20 +31,20 @@ export function readNode(o: ObjCtx, meta: ReadMeta): Node {
     if (!c) return;
     if (many.some((m) => m.family === c.family)) {
       f.error(
-        `invalid value ${JSON.stringify(c.text)}: may specify no more than one CIDR for each IP family`,
+        `invalid value ${JSON.stringify(formatCidr(c))}: may specify no more than one CIDR for each IP family`,
       );
       return;
     }
-    if (i === 0 && one && one.text !== c.text) {
+    if (i === 0 && one && !cidrEquals(one, c)) {
       f.error(
-        `invalid value ${JSON.stringify(c.text)}: must match \`podCIDR\` (${one.text})`,
+        `invalid value ${JSON.stringify(formatCidr(c))}: must match \`podCIDR\` (${formatCidr(one)})`,
         "give the same CIDR in podCIDR and podCIDRs[0], or only podCIDRs",
       );
     }
     many.push(c);
   });
   if (items.length > 2) manyF.error(`must have at most 2 items (one per IP family), found ${items.length}`);
-  node.podCIDRs = (many.length > 0 ? many : one ? [one] : []).map((c) => c.text);
+  node.podCIDRs = (many.length > 0 ? many : one ? [one] : []).map(formatCidr);
   for (const af of o.root.get("status").map().get("addresses").list()) {
     const am = af.map();
     const type = am.get("type").oneOf(ADDRESS_TYPES);

@@ -1,40 +1,49 @@
 /** Service: type, cluster IPs and families, ports, selector, affinity, traffic policies. */
+import { type Cidr, familyName, formatCidr, type IpAddress, parseCidr, parseIp } from "../ipam/cidr.js";
 import type { Field, ObjCtx } from "./context.js";
 import { NODE_PORT_RANGE, SESSION_AFFINITY_DEFAULT_TIMEOUT } from "./defaults.js";
 import type { ReadMeta } from "./meta.js";
 import { readLabels } from "./meta.js";
-import { type Cidr, type Ip, isNetError, parseCidr, parseIp, specialIpProblem } from "./net.js";
 import { checkPortName, readPort, readProtocol } from "./pod.js";
 import type { IpFamily, Service, ServicePort, ServiceType } from "./types.js";
-import { dns1123Label, dns1123Subdomain } from "./validate.js";
+import { cidrErrorMessage, dns1123Label, dns1123Subdomain, specialIpProblem } from "./validate.js";
 
 const TYPES: readonly ServiceType[] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
 const FAMILIES: readonly IpFamily[] = ["IPv4", "IPv6"];
 const POLICIES = ["SingleStack", "PreferDualStack", "RequireDualStack"] as const;
 const MAX_AFFINITY_TIMEOUT = 86400;
 
+/** An IP address with its text as written in the manifest (which is what the state keeps). */
+export type WrittenIp = IpAddress & { text: string };
+
 /** Reads an IP address field; reports syntax errors. */
-export function readIp(f: Field): Ip | undefined {
+export function readIp(f: Field): WrittenIp | undefined {
   const s = f.str();
   if (s === undefined || s === "") return undefined;
-  const ip = parseIp(s);
-  if (isNetError(ip)) {
-    f.error(`invalid IP address: ${ip.error}`, ip.hint);
+  try {
+    return { ...parseIp(s), text: s };
+  } catch (e) {
+    f.error(cidrErrorMessage(e));
     return undefined;
   }
-  return ip;
 }
 
 /** Reads a CIDR field (strict: no host bits); reports syntax errors. */
 export function readCidr(f: Field): Cidr | undefined {
   const s = f.str();
   if (s === undefined) return undefined;
-  const c = parseCidr(s);
-  if (isNetError(c)) {
-    f.error(`invalid CIDR: ${c.error}`, c.hint);
+  try {
+    return parseCidr(s);
+  } catch (e) {
+    const message = cidrErrorMessage(e);
+    let hint: string | undefined;
+    try {
+      // Only host bits can make the strict parse fail where the loose one succeeds.
+      hint = `write ${formatCidr(parseCidr(s, { strict: false }))}`;
+    } catch {}
+    f.error(message, hint);
     return undefined;
   }
-  return c;
 }
 
 export function readService(o: ObjCtx, meta: ReadMeta): Service {
@@ -72,11 +81,12 @@ export function readService(o: ObjCtx, meta: ReadMeta): Service {
   const readOneClusterIp = (f: Field, s: string | undefined): string | undefined => {
     if (s === undefined || s === "") return undefined;
     if (s === "None") return "None";
-    const ip = parseIp(s);
-    if (isNetError(ip)) {
+    try {
+      parseIp(s);
+    } catch (e) {
       f.error(
-        `invalid IP address: ${ip.error}`,
-        ip.hint ?? 'use an address in the service CIDR, "None" for a headless Service, or leave it unset',
+        cidrErrorMessage(e),
+        'use an address in the service CIDR, "None" for a headless Service, or leave it unset',
       );
       return undefined;
     }
@@ -98,7 +108,7 @@ export function readService(o: ObjCtx, meta: ReadMeta): Service {
       );
     }
     ips.push(v);
-    ipsFamilies.push(v === "None" ? undefined : (parseIp(v) as Ip).family);
+    ipsFamilies.push(v === "None" ? undefined : familyName(parseIp(v).family));
   });
   if (cipItems.length > 2)
     cipsF.error(`must have at most 2 items (one per IP family), found ${cipItems.length}`);
@@ -306,7 +316,7 @@ export function readService(o: ObjCtx, meta: ReadMeta): Service {
   const lbsrF = spec.get("loadBalancerSourceRanges");
   for (const f of lbsrF.list()) {
     const c = readCidr(f);
-    if (c) svc.loadBalancerSourceRanges.push(c.text);
+    if (c) svc.loadBalancerSourceRanges.push(formatCidr(c));
   }
   if (lbsrF.set && lbsrF.list().length > 0 && type !== "LoadBalancer") {
     lbsrF.error(

@@ -103,7 +103,10 @@ export interface ExternalHostPort {
 export interface ExternalHost {
   kind: "ExternalHost";
   meta: Meta;
-  /** Fixed address; allocated from the cluster's externalCIDR when absent. */
+  /**
+   * Fixed address: any IP (outside the externalCIDR the router gets a host route to it); allocated
+   * from the cluster's externalCIDR when absent.
+   */
   address?: string;
   /** Ports the host serves with the built-in responder. */
   ports: ExternalHostPort[];

@@ -1,7 +1,7 @@
 /** Name, label, port and address syntax; selector matching. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { cidrContainsCidr, isNetError, nthAddress, parseCidr, parseIp } from "./net.js";
+import { CidrError, containsCidr, formatIp, nthAddress, parseCidr, parseIp } from "../ipam/cidr.js";
 import { matchesSelector } from "./selector.js";
 import {
   dns1035Label,
@@ -10,6 +10,7 @@ import {
   ianaSvcName,
   labelValue,
   qualifiedName,
+  specialIpProblem,
   suggestName,
 } from "./validate.js";
 
@@ -51,31 +52,47 @@ test("IANA service names (named ports)", () => {
   assert.ok(ianaSvcName("abcdefghijklmnop").includes("must be no more than 15 characters"));
 });
 
-test("IP and CIDR syntax", () => {
-  assert.deepEqual(parseIp("10.1.2.3"), { family: "IPv4", bytes: [10, 1, 2, 3], text: "10.1.2.3" });
-  assert.equal((parseIp("2001:db8::1") as { family: string }).family, "IPv6");
-  const lead = parseIp("010.1.2.3");
-  assert.ok(isNetError(lead) && lead.hint === "write 10.1.2.3");
-  assert.ok(isNetError(parseIp("10.1.2")));
-  assert.ok(isNetError(parseIp("fe80::1%eth0")));
-  assert.ok(isNetError(parseIp("10.0.0.0/8")));
-  const hostBits = parseCidr("10.96.0.1/12");
-  assert.ok(isNetError(hostBits));
-  assert.equal(hostBits.error, "10.96.0.1/12 has host bits set; did you mean 10.96.0.0/12?");
-  const v6 = parseCidr("fd00:10:244::1/56");
-  assert.ok(isNetError(v6) && v6.error.includes("did you mean fd00:10:244::/56?"));
-  assert.ok(isNetError(parseCidr("10.0.0.0/33")));
-  assert.ok(isNetError(parseCidr("10.0.0.0")));
+test("IP and CIDR syntax (src/ipam/cidr.ts) as the API reports it", () => {
+  assert.deepEqual(parseIp("10.1.2.3"), { family: 4, value: 0x0a010203n });
+  assert.equal(parseIp("2001:db8::1").family, 6);
+  assert.throws(() => parseIp("010.1.2.3"), { name: "CidrError", message: /write 10\.1\.2\.3/ });
+  for (const bad of ["10.1.2", "fe80::1%eth0", "10.0.0.0/8", " 10.0.0.1", ""])
+    assert.throws(() => parseIp(bad), CidrError, bad);
+  assert.throws(() => parseCidr("10.96.0.1/12"), {
+    message: '"10.96.0.1/12" has host bits set; did you mean 10.96.0.0/12?',
+  });
+  assert.throws(() => parseCidr("fd00:10:244::1/56"), { message: /did you mean fd00:10:244::\/56\?/ });
+  for (const bad of ["10.0.0.0/33", "10.0.0.0", "10.0.0.0/08"])
+    assert.throws(() => parseCidr(bad), CidrError, bad);
   const outer = parseCidr("10.0.0.0/8");
   const inner = parseCidr("10.1.0.0/16");
-  assert.ok(!isNetError(outer) && !isNetError(inner));
-  assert.ok(cidrContainsCidr(outer, inner));
-  assert.ok(!cidrContainsCidr(inner, outer));
-  assert.equal(nthAddress(outer, 10), "10.0.0.10");
-  assert.equal(nthAddress(outer, 256), "10.0.1.0");
-  const small = parseCidr("10.0.0.0/29");
-  assert.ok(!isNetError(small));
-  assert.equal(nthAddress(small, 10), undefined);
+  assert.ok(containsCidr(outer, inner));
+  assert.ok(!containsCidr(inner, outer));
+  assert.equal(formatIp(nthAddress(outer, 10)), "10.0.0.10");
+  assert.equal(formatIp(nthAddress(outer, 256)), "10.0.1.0");
+  assert.throws(() => nthAddress(parseCidr("10.0.0.0/29"), 10), RangeError);
+});
+
+test("special addresses (Kubernetes' ValidateNonSpecialIP)", () => {
+  const problem = (text: string) => specialIpProblem(parseIp(text));
+  assert.equal(problem("0.0.0.0"), "may not be unspecified (0.0.0.0 or ::)");
+  assert.equal(problem("::"), "may not be unspecified (0.0.0.0 or ::)");
+  assert.equal(problem("127.1.2.3"), "may not be in the loopback range (127.0.0.0/8)");
+  assert.equal(problem("169.254.169.254"), "may not be in the link-local range (169.254.0.0/16)");
+  assert.equal(problem("239.255.255.250"), "may not be in the multicast range (224.0.0.0/4)");
+  assert.equal(problem("::1"), "may not be the loopback address (::1)");
+  assert.equal(problem("febf::1"), "may not be in the link-local range (fe80::/10)");
+  assert.equal(problem("ff02::1"), "may not be in the multicast range (ff00::/8)");
+  for (const ok of [
+    "10.0.0.1",
+    "198.51.100.7",
+    "240.0.0.1",
+    "::2",
+    "fec0::1",
+    "2001:db8::1",
+    "::ffff:127.0.0.1",
+  ])
+    assert.equal(problem(ok), undefined, ok);
 });
 
 test("matchesSelector: matchLabels and every operator", () => {

@@ -1,8 +1,10 @@
 /**
  * Kubernetes' syntax rules for names, label keys and values, ports and protocols, with the API
  * server's wording (k8s.io/apimachinery/pkg/util/validation). Each function returns the list of
- * problems (empty when valid).
+ * problems (empty when valid). IP and CIDR syntax is src/ipam/cidr.ts; only the API's extra rules
+ * about addresses live here.
  */
+import { CidrError, containsIp, type IpAddress, parseCidr } from "../ipam/cidr.js";
 import type { Protocol } from "./types.js";
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -168,4 +170,31 @@ export function closest(value: string, candidates: readonly string[]): string | 
     }
   }
   return best;
+}
+
+/** The message of a CidrError (it names the text and the fix); anything else is a bug and rethrown. */
+export function cidrErrorMessage(e: unknown): string {
+  if (e instanceof CidrError) return e.message;
+  throw e;
+}
+
+const SPECIAL_RANGES = (
+  [
+    ["0.0.0.0/32", "may not be unspecified (0.0.0.0 or ::)"],
+    ["::/128", "may not be unspecified (0.0.0.0 or ::)"],
+    ["127.0.0.0/8", "may not be in the loopback range (127.0.0.0/8)"],
+    ["169.254.0.0/16", "may not be in the link-local range (169.254.0.0/16)"],
+    ["224.0.0.0/4", "may not be in the multicast range (224.0.0.0/4)"],
+    ["::1/128", "may not be the loopback address (::1)"],
+    ["fe80::/10", "may not be in the link-local range (fe80::/10)"],
+    ["ff00::/8", "may not be in the multicast range (ff00::/8)"],
+  ] as const
+).map(([cidr, problem]) => ({ cidr: parseCidr(cidr), problem }));
+
+/**
+ * Rejects addresses that cannot be a service's external address: unspecified, loopback, link-local
+ * and multicast (as Kubernetes' ValidateNonSpecialIP).
+ */
+export function specialIpProblem(ip: IpAddress): string | undefined {
+  return SPECIAL_RANGES.find((r) => containsIp(r.cidr, ip))?.problem;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The podnet command line. Each command lives in commands/ and registers itself here. */
 import { Command, CommanderError } from "commander";
-import { InvalidInputError, formatDiagnostic } from "../api/diagnostics.js";
+import { formatDiagnostic, InvalidInputError } from "../api/diagnostics.js";
 import { registerPlanCommand } from "./commands/plan.js";
 import { UserError } from "./options.js";
 

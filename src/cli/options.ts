@@ -1,9 +1,8 @@
 /** Options every command shares, with kubectl's names and habits. */
-import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { stringify } from "yaml";
-import { type LoadResult, loadManifestFiles, loadManifestSources } from "../api/index.js";
 import { type Diagnostic, formatDiagnostic, hasErrors } from "../api/diagnostics.js";
+import { type LoadResult, loadManifestFiles } from "../api/index.js";
 
 export type OutputFormat = "table" | "json" | "yaml";
 
@@ -42,29 +41,15 @@ export function addNamespaceOption(cmd: Command): Command {
 
 export function parsePositiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
   return n;
 }
 
-/** Loads manifests from -f arguments; `-` reads standard input. */
+/** Loads manifests from -f arguments (files, directories, `-` for standard input), all together so that
+ * checks across objects see every object. */
 export function loadFromArgs(files: string[], verbose: boolean): LoadResult {
-  const paths = files.filter((f) => f !== "-");
-  if (paths.length === files.length) return loadManifestFiles(paths, { verbose });
-  const fromFiles = paths.length > 0 ? loadManifestFiles(paths, { verbose }) : undefined;
-  const stdin = loadManifestSources([{ file: "<stdin>", text: readFileSync(0, "utf8") }], { verbose });
-  if (!fromFiles) return stdin;
-  // Load everything together so that cross-object checks see all objects.
-  return loadManifestSources(
-    [
-      ...paths.flatMap((p) => readSourcesOf(p)),
-      { file: "<stdin>", text: readFileSync(0, "utf8") },
-    ],
-    { verbose },
-  );
-}
-
-function readSourcesOf(path: string): { file: string; text: string }[] {
-  return [{ file: path, text: readFileSync(path, "utf8") }];
+  return loadManifestFiles(files, { verbose });
 }
 
 /** Prints diagnostics to stderr; returns true when any is an error. */

@@ -25,14 +25,16 @@ function errorCodes(p: AddressPlan): string[] {
 function pods(n: number, prefix = "p", extra = ""): string {
   return Array.from(
     { length: n },
-    (_, i) => `---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ${prefix}${i}\nspec:\n${extra}  containers: [{name: c}]\n`,
+    (_, i) =>
+      `---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ${prefix}${i}\nspec:\n${extra}  containers: [{name: c}]\n`,
   ).join("");
 }
 
 function services(n: number, prefix = "s"): string {
   return Array.from(
     { length: n },
-    (_, i) => `---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ${prefix}${i}\nspec:\n  ports: [{port: 80}]\n`,
+    (_, i) =>
+      `---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ${prefix}${i}\nspec:\n  ports: [{port: 80}]\n`,
   ).join("");
 }
 
@@ -54,7 +56,10 @@ test("quickstart: nodes, blocks, gateways, pods, services and the DNS address", 
   for (const pod of c.pods) {
     const node = c.nodes.find((n) => n.name === pod.node);
     assert.ok(node, `${pod.name} is on a known node`);
-    assert.ok(pod.ips[0]?.startsWith((node.podCIDRs[0] ?? "").replace(/0\/24$/, "")), `${pod.name} IP in its block`);
+    assert.ok(
+      pod.ips[0]?.startsWith((node.podCIDRs[0] ?? "").replace(/0\/24$/, "")),
+      `${pod.name} IP in its block`,
+    );
   }
   assert.deepEqual(
     c.nodes.map((n) => n.podCount),
@@ -80,15 +85,27 @@ test("pods without nodeName are spread evenly; nodeName is honoured", () => {
   const count = (node: string) => c.pods.filter((p) => p.node === node).length;
   assert.equal(count("node-1"), 4);
   assert.equal(count("node-2"), 4);
-  assert.ok(c.pods.filter((p) => p.name.startsWith("pinned")).every((p) => p.node === "node-2" && p.placedBy === "manifest"));
+  assert.ok(
+    c.pods
+      .filter((p) => p.name.startsWith("pinned"))
+      .every((p) => p.node === "node-2" && p.placedBy === "manifest"),
+  );
 });
 
 test("appending a pod or a service moves no existing address", () => {
   const base = `${pods(10)}${services(5)}`;
   const before = only(plan(base));
   const after = only(plan(`${base}${pods(1, "new")}${services(1, "new")}`));
-  for (const pod of before.pods) assert.deepEqual(after.pods.find((p) => p.name === pod.name), pod);
-  for (const svc of before.services) assert.deepEqual(after.services.find((s) => s.name === svc.name), svc);
+  for (const pod of before.pods)
+    assert.deepEqual(
+      after.pods.find((p) => p.name === pod.name),
+      pod,
+    );
+  for (const svc of before.services)
+    assert.deepEqual(
+      after.services.find((s) => s.name === svc.name),
+      svc,
+    );
 });
 
 test("with the previous plan, inserting objects anywhere moves no existing address", () => {
@@ -102,7 +119,8 @@ test("with the previous plan, inserting objects anywhere moves no existing addre
     const now = after.pods.find((p) => p.name === pod.name);
     assert.deepEqual([now?.node, now?.ips], [pod.node, pod.ips], pod.name);
   }
-  for (const svc of before.services) assert.deepEqual(after.services.find((s) => s.name === svc.name)?.clusterIPs, svc.clusterIPs);
+  for (const svc of before.services)
+    assert.deepEqual(after.services.find((s) => s.name === svc.name)?.clusterIPs, svc.clusterIPs);
   const all = after.pods.flatMap((p) => p.ips);
   assert.equal(new Set(all).size, all.length, "no address handed out twice");
   const vips = after.services.flatMap((s) => s.clusterIPs);
@@ -113,7 +131,10 @@ test("too many nodes for the pod CIDR names the numbers", () => {
   const p = plan(cluster("  podCIDR: 10.244.0.0/22\n  nodes: 6"));
   const d = p.diagnostics.find((x) => x.code === "exhausted-pod-blocks");
   assert.ok(d, JSON.stringify(p.diagnostics));
-  assert.match(d.message, /6 nodes need 6 \/24 blocks but pod CIDR 10\.244\.0\.0\/22 holds 4; 2 nodes have no IPv4 block/);
+  assert.match(
+    d.message,
+    /6 nodes need 6 \/24 blocks but pod CIDR 10\.244\.0\.0\/22 holds 4; 2 nodes have no IPv4 block/,
+  );
   assert.match(d.hint ?? "", /\/21/);
 });
 
@@ -121,18 +142,27 @@ test("too many pods for a node's block names the node and the numbers", () => {
   const p = plan(`${cluster("  nodeCIDRMaskSize: 28\n  nodes: 1")}${pods(15)}`);
   const d = p.diagnostics.find((x) => x.code === "exhausted-pod-addresses");
   assert.ok(d, JSON.stringify(p.diagnostics));
-  assert.match(d.message, /node node-1 has 15 pods but its block 10\.244\.0\.0\/28 holds 13 .*; 2 pods have no address/);
+  assert.match(
+    d.message,
+    /node node-1 has 15 pods but its block 10\.244\.0\.0\/28 holds 13 .*; 2 pods have no address/,
+  );
 });
 
 test("overlapping ranges in one cluster are errors", () => {
   const p = plan(cluster("  nodeCIDR: 10.244.5.0/24"));
   assert.deepEqual(errorCodes(p), ["range-overlap"]);
-  assert.match(p.diagnostics[0]?.message ?? "", /node CIDR 10\.244\.5\.0\/24 .* overlaps pod CIDR 10\.244\.0\.0\/16|pod CIDR 10\.244\.0\.0\/16 .* overlaps node CIDR/);
+  assert.match(
+    p.diagnostics[0]?.message ?? "",
+    /node CIDR 10\.244\.5\.0\/24 .* overlaps pod CIDR 10\.244\.0\.0\/16|pod CIDR 10\.244\.0\.0\/16 .* overlaps node CIDR/,
+  );
 });
 
 test("overlapping ranges across clusters are errors", () => {
   const two =
-    cluster("  nodeCIDR: 172.18.0.0/24\n  externalCIDR: 203.0.113.0/25\n  loadBalancerCIDRs: [198.51.100.0/25]", "one") +
+    cluster(
+      "  nodeCIDR: 172.18.0.0/24\n  externalCIDR: 203.0.113.0/25\n  loadBalancerCIDRs: [198.51.100.0/25]",
+      "one",
+    ) +
     cluster(
       "  nodeCIDR: 172.19.0.0/24\n  serviceCIDR: 10.112.0.0/12\n  externalCIDR: 203.0.113.128/25\n  loadBalancerCIDRs: [198.51.100.128/25]",
       "two",
@@ -140,7 +170,10 @@ test("overlapping ranges across clusters are errors", () => {
   const p = planAddresses(loadManifestText(two, "two.yaml").state);
   const overlaps = p.diagnostics.filter((d) => d.code === "range-overlap");
   assert.equal(overlaps.length, 1, JSON.stringify(p.diagnostics, null, 1));
-  assert.match(overlaps[0]?.message ?? "", /pod CIDR 10\.244\.0\.0\/16 \(cluster two\) overlaps pod CIDR 10\.244\.0\.0\/16 \(cluster one\)/);
+  assert.match(
+    overlaps[0]?.message ?? "",
+    /pod CIDR 10\.244\.0\.0\/16 \(cluster two\) overlaps pod CIDR 10\.244\.0\.0\/16 \(cluster one\)/,
+  );
 });
 
 test("an external host inside the service range is predicted as a routing black hole", () => {
@@ -150,7 +183,10 @@ test("an external host inside the service range is predicted as a routing black 
   assert.ok(d, JSON.stringify(p.diagnostics));
   assert.equal(d.severity, "error");
   assert.equal(d.object, "ExternalHost client");
-  assert.match(d.message, /service CIDR 10\.96\.0\.0\/12 .* aliases external host client's address 10\.96\.100\.7/);
+  assert.match(
+    d.message,
+    /service CIDR 10\.96\.0\.0\/12 .* aliases external host client's address 10\.96\.100\.7/,
+  );
   assert.match(d.message, /black hole/);
   assert.equal(d.source?.file, "alias.yaml");
 });
@@ -160,7 +196,11 @@ test("explicit ClusterIPs: honoured, out of range, duplicate and the DNS address
     `---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\nspec:\n  clusterIP: ${ip}\n  ports: [{port: 80}]\n`;
   const p = planAddresses(
     loadManifestText(
-      svc("a", "10.96.5.5") + svc("b", "10.96.5.5") + svc("c", "192.168.0.1") + svc("d", "10.96.0.10") + services(1),
+      svc("a", "10.96.5.5") +
+        svc("b", "10.96.5.5") +
+        svc("c", "192.168.0.1") +
+        svc("d", "10.96.0.10") +
+        services(1),
       "svc.yaml",
     ).state,
   );
@@ -169,8 +209,14 @@ test("explicit ClusterIPs: honoured, out of range, duplicate and the DNS address
   const messages = p.diagnostics.map((d) => `${d.object}: ${d.message}`);
   assert.equal(messages.length, 3, messages.join("\n"));
   assert.match(messages[0] ?? "", /Service default\/b: clusterIP 10\.96\.5\.5 cannot be used: .*already/);
-  assert.match(messages[1] ?? "", /Service default\/c: clusterIP 192\.168\.0\.1 cannot be used: .*outside|not in/);
-  assert.match(messages[2] ?? "", /Service default\/d: clusterIP 10\.96\.0\.10 cannot be used: it is the cluster DNS address/);
+  assert.match(
+    messages[1] ?? "",
+    /Service default\/c: clusterIP 192\.168\.0\.1 cannot be used: .*outside|not in/,
+  );
+  assert.match(
+    messages[2] ?? "",
+    /Service default\/d: clusterIP 10\.96\.0\.10 cannot be used: it is the cluster DNS address/,
+  );
   assert.deepEqual(c.services.find((s) => s.name === "s0")?.clusterIPs, ["10.96.0.2"]);
 });
 
@@ -182,7 +228,10 @@ test("NodePorts: allocated from 30000, explicit ones honoured, collisions are er
   assert.equal(c.services.find((s) => s.name === "a")?.ports[0]?.nodePort, 30000);
   assert.equal(c.services.find((s) => s.name === "b")?.ports[0]?.nodePort, 30001);
   assert.deepEqual(errorCodes(p), ["node-port"]);
-  assert.match(p.diagnostics[0]?.message ?? "", /nodePort 30000 cannot be used: another service already uses it/);
+  assert.match(
+    p.diagnostics[0]?.message ?? "",
+    /nodePort 30000 cannot be used: another service already uses it/,
+  );
 });
 
 test("LoadBalancer services get an address from the pool unless they name one", () => {
@@ -191,7 +240,10 @@ test("LoadBalancer services get an address from the pool unless they name one", 
   const c = only(plan(lb("a", "198.51.100.1") + lb("b")));
   assert.deepEqual(c.services.find((s) => s.name === "a")?.loadBalancerIPs, ["198.51.100.1"]);
   assert.deepEqual(c.services.find((s) => s.name === "b")?.loadBalancerIPs, ["198.51.100.2"]);
-  assert.ok(c.services.every((s) => s.ports[0]?.nodePort !== undefined), "LoadBalancer services get NodePorts");
+  assert.ok(
+    c.services.every((s) => s.ports[0]?.nodePort !== undefined),
+    "LoadBalancer services get NodePorts",
+  );
 });
 
 test("dual-stack: pods get an address per family and PreferDualStack services two ClusterIPs", () => {
@@ -212,7 +264,11 @@ test("vxlan lowers the pod MTU by 50 and makes pods unreachable from outside", (
 });
 
 test("hostNetwork pods use their node's address and take none from the block", () => {
-  const c = only(plan(`${pods(1, "host", "  hostNetwork: true\n  nodeName: node-1\n")}${pods(1, "p", "  nodeName: node-1\n")}`));
+  const c = only(
+    plan(
+      `${pods(1, "host", "  hostNetwork: true\n  nodeName: node-1\n")}${pods(1, "p", "  nodeName: node-1\n")}`,
+    ),
+  );
   assert.deepEqual(c.pods[0]?.ips, ["172.18.0.2"]);
   assert.equal(c.pods[0]?.hostNetwork, true);
   assert.deepEqual(c.pods[1]?.ips, ["10.244.0.2"]);

@@ -5,19 +5,20 @@
  * Node spec.podCIDR, ExternalHost spec.address, ...), then what the previous plan gave the same
  * object (so re-planning after an edit moves nothing), then the lowest free address.
  */
-import type { Diagnostic } from "../api/diagnostics.js";
+
 import { DNS_SERVICE_ADDRESS_INDEX, NODE_PORT_RANGE, VXLAN_OVERHEAD } from "../api/defaults.js";
+import type { Diagnostic } from "../api/diagnostics.js";
 import type { Cluster, DesiredState, Node, Pod, Service } from "../api/types.js";
 import { objectRef } from "../api/types.js";
 import { AddressAllocator, BlockAllocator } from "../ipam/allocator.js";
 import {
   type Cidr,
-  type Family,
-  type IpAddress,
   containsIp,
+  type Family,
   familyName,
   formatCidr,
   formatIp,
+  type IpAddress,
   nthAddress,
   parseCidr,
   tryParseCidr,
@@ -163,7 +164,7 @@ function planNodes(
     const fixed: (Cidr | undefined)[] = blocks.map(() => undefined);
     for (const text of node.podCIDRs) {
       const block = tryParseCidr(text);
-      const index = block ? blocks.findIndex((b, i) => podCidrs[i]?.family === block.family) : -1;
+      const index = block ? podCidrs.findIndex((c) => c.family === block.family) : -1;
       const allocator = blocks[index];
       const why = !block
         ? "it is not a CIDR"
@@ -320,7 +321,8 @@ function planPods(
   const unplaced: number[] = [];
   pods.forEach((pod, i) => {
     const fixed = pod.nodeName !== undefined ? nodeIndex.get(pod.nodeName) : undefined;
-    const before = previousPods.get(key(pod.meta.namespace, pod.meta.name));
+    const before =
+      previousPods.size > 0 ? previousPods.get(key(pod.meta.namespace, pod.meta.name)) : undefined;
     const kept = before ? nodeIndex.get(before.node) : undefined;
     if (fixed !== undefined) placement[i] = { node: fixed, by: "manifest" };
     else if (kept !== undefined) placement[i] = { node: kept, by: "previous" };
@@ -339,6 +341,7 @@ function planPods(
   );
   const ips: (IpAddress | undefined)[][] = pods.map(() => []);
   pods.forEach((pod, i) => {
+    if (previousPods.size === 0) return;
     const before = previousPods.get(key(pod.meta.namespace, pod.meta.name));
     const place = placement[i];
     if (!before || pod.hostNetwork || !place || nodes[place.node]?.name !== before.node) return;
@@ -643,7 +646,11 @@ function planExternalHosts(
     const ip = tryParseIp(host.address);
     // Addresses outside the external network are allowed (the router gets a host route for them);
     // the range checks say when such an address aliases a cluster range.
-    const why = !ip ? "it is not an IP address" : allocator.cidr.family === ip.family && containsIp(allocator.cidr, ip) ? allocator.claim(ip) : undefined;
+    const why = !ip
+      ? "it is not an IP address"
+      : allocator.cidr.family === ip.family && containsIp(allocator.cidr, ip)
+        ? allocator.claim(ip)
+        : undefined;
     if (ip && !why) address.set(host.meta.name, formatIp(ip));
     else
       report({
@@ -658,7 +665,13 @@ function planExternalHosts(
   for (const host of hosts) {
     const before = previousHosts.get(host.meta.name);
     const ip = before ? tryParseIp(before) : undefined;
-    if (!address.has(host.meta.name) && !host.address && ip && containsIp(allocator.cidr, ip) && !allocator.claim(ip))
+    if (
+      !address.has(host.meta.name) &&
+      !host.address &&
+      ip &&
+      containsIp(allocator.cidr, ip) &&
+      !allocator.claim(ip)
+    )
       address.set(host.meta.name, before as string);
   }
   let missing = 0;

@@ -32,10 +32,12 @@ export function collectRanges(state: DesiredState): AddressedRange[] {
       if (cidr) ranges.push({ ...base, what, cidr, path, isServiceRange });
     };
     add("node CIDR", cluster.nodeCIDR, "spec.nodeCIDR");
-    cluster.podCIDRs.forEach((c, i) => add("pod CIDR", c, `spec.podCIDRs[${i}]`));
-    cluster.serviceCIDRs.forEach((c, i) => add("service CIDR", c, `spec.serviceCIDRs[${i}]`, true));
+    for (const [i, c] of cluster.podCIDRs.entries()) add("pod CIDR", c, `spec.podCIDRs[${i}]`);
+    for (const [i, c] of cluster.serviceCIDRs.entries())
+      add("service CIDR", c, `spec.serviceCIDRs[${i}]`, true);
     add("external CIDR", cluster.externalCIDR, "spec.externalCIDR");
-    cluster.loadBalancerCIDRs.forEach((c, i) => add("load-balancer CIDR", c, `spec.loadBalancerCIDRs[${i}]`));
+    for (const [i, c] of cluster.loadBalancerCIDRs.entries())
+      add("load-balancer CIDR", c, `spec.loadBalancerCIDRs[${i}]`);
   }
   // External hosts with a fixed address outside their cluster's external network are addressable
   // entities of their own (the router gets a host route to them).
@@ -75,7 +77,8 @@ export function checkRanges(state: DesiredState): Diagnostic[] {
       const b = ranges[j] as AddressedRange;
       if (!cidrsOverlap(a.cidr, b.cidr)) continue;
       // Report on the later declaration, pointing back at the earlier one.
-      const service = a.isServiceRange && !b.isServiceRange ? a : !a.isServiceRange && b.isServiceRange ? b : undefined;
+      const service =
+        a.isServiceRange && !b.isServiceRange ? a : !a.isServiceRange && b.isServiceRange ? b : undefined;
       if (service) {
         const other = service === a ? b : a;
         const target = other.isAddress ? "that address" : "addresses in that range";

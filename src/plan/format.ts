@@ -41,7 +41,12 @@ function formatCluster(cluster: ClusterPlan, namespace?: string): string {
       "",
       formatTable(
         ["NAMESPACE", "POD", "NODE", "IP"],
-        pods.map((p) => [p.namespace, p.name, p.node, `${p.ips.join(",")}${p.hostNetwork ? " (host network)" : ""}`]),
+        pods.map((p) => [
+          p.namespace,
+          p.name,
+          p.node,
+          `${p.ips.join(",")}${p.hostNetwork ? " (host network)" : ""}`,
+        ]),
       ),
     );
   }

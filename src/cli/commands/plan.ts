@@ -4,14 +4,14 @@ import type { Command } from "commander";
 import { formatPlan, planAddresses } from "../../plan/index.js";
 import type { AddressPlan } from "../../plan/types.js";
 import {
-  type OutputFormat,
-  UserError,
   addFileOption,
   addNamespaceOption,
   addOutputOption,
   loadFromArgs,
+  type OutputFormat,
   printData,
   reportDiagnostics,
+  UserError,
 } from "../options.js";
 
 interface PlanFlags {
@@ -32,7 +32,9 @@ function readPreviousPlan(path: string): AddressPlan {
     );
   }
   if (!data || typeof data !== "object" || !Array.isArray((data as AddressPlan).clusters))
-    throw new UserError(`--previous ${path}: not a plan (no "clusters" list)\n    fix: pass the output of 'podnet plan -o json'`);
+    throw new UserError(
+      `--previous ${path}: not a plan (no "clusters" list)\n    fix: pass the output of 'podnet plan -o json'`,
+    );
   return data as AddressPlan;
 }
 
@@ -54,7 +56,8 @@ export function registerPlanCommand(program: Command): void {
   cmd.action((flags: PlanFlags) => {
     const verbose = flags.verbose ?? false;
     const loaded = loadFromArgs(flags.filename, verbose);
-    if (reportDiagnostics(loaded.diagnostics, verbose)) throw new UserError("the manifests have errors (above)");
+    if (reportDiagnostics(loaded.diagnostics, verbose))
+      throw new UserError("the manifests have errors (above)");
     const previous = flags.previous ? readPreviousPlan(flags.previous) : undefined;
     const plan = planAddresses(loaded.state, { previous });
     const failed = reportDiagnostics(plan.diagnostics, verbose);
