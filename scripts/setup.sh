@@ -24,5 +24,7 @@ fi
 # npm dependencies: install when missing or when the lockfile changed since the last install.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "podnet setup: installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm install, not npm ci: npm ci rejects this lockfile for the optional per-platform biome binaries it
+  # does not list (an npm quirk); install still honours the locked versions.
+  npm install --no-audit --no-fund --loglevel=error
 fi
