@@ -1,4 +1,5 @@
 /** podnet.dev/v1alpha1 kinds: Cluster (address ranges, fabric, DNS) and ExternalHost; and Namespace. */
+
 import {
   type Cidr,
   cidrSize,
@@ -15,6 +16,7 @@ import {
 import type { Field, ObjCtx } from "./context.js";
 import { CLUSTER_DEFAULTS, DNS_SERVICE_ADDRESS_INDEX, IPV6_DEFAULTS, VXLAN_OVERHEAD } from "./defaults.js";
 import type { ReadMeta } from "./meta.js";
+import { clusterScopedMeta } from "./meta.js";
 import { readPort, readProtocol } from "./pod.js";
 import { readCidr, readIp } from "./service.js";
 import type {
@@ -447,13 +449,7 @@ export function readExternalHost(o: ObjCtx, meta: ReadMeta): ExternalHost {
   spec.only(["address", "ports"]);
   const host: ExternalHost = {
     kind: "ExternalHost",
-    meta: {
-      name: meta.name ?? "",
-      cluster: "",
-      labels: meta.labels,
-      annotations: meta.annotations,
-      source: o.location,
-    },
+    meta: clusterScopedMeta(meta, o.location),
     ports: [],
   };
   const ip = readIp(spec.get("address"));
@@ -480,13 +476,7 @@ export function readExternalHost(o: ObjCtx, meta: ReadMeta): ExternalHost {
 export function readNamespace(o: ObjCtx, meta: ReadMeta): Namespace {
   return {
     kind: "Namespace",
-    meta: {
-      name: meta.name ?? "",
-      cluster: "",
-      labels: meta.labels,
-      annotations: meta.annotations,
-      source: o.location,
-    },
+    meta: clusterScopedMeta(meta, o.location),
     implicit: false,
   };
 }

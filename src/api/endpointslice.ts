@@ -1,7 +1,7 @@
 /** EndpointSlice (discovery.k8s.io/v1): addresses, conditions and ports of a Service's endpoints. */
 import { familyName, type IpAddress, parseIp } from "../ipam/cidr.js";
 import type { ObjCtx } from "./context.js";
-import { checkNameField, type ReadMeta } from "./meta.js";
+import { checkNameField, namespacedMeta, type ReadMeta } from "./meta.js";
 import { readPort, readProtocol } from "./pod.js";
 import type { Endpoint, EndpointPort, EndpointSlice, IpFamily } from "./types.js";
 import { cidrErrorMessage, dns1123Label, dns1123Subdomain } from "./validate.js";
@@ -18,14 +18,7 @@ export function readEndpointSlice(o: ObjCtx, meta: ReadMeta): EndpointSlice {
   if (!atF.set) atF.required("Required value", "set addressType: IPv4 (or IPv6, FQDN)");
   const slice: EndpointSlice = {
     kind: "EndpointSlice",
-    meta: {
-      name: meta.name ?? "",
-      namespace: meta.namespace ?? "default",
-      cluster: "",
-      labels: meta.labels,
-      annotations: meta.annotations,
-      source: o.location,
-    },
+    meta: namespacedMeta(meta, o.location),
     addressType: addressType ?? "IPv4",
     endpoints: [],
     ports: [],

@@ -2,7 +2,8 @@
 
 import type { Field, ObjCtx } from "./context.js";
 import { CLUSTER_ANNOTATION, DEFAULT_NAMESPACE } from "./defaults.js";
-import { objectRef } from "./types.js";
+import type { SourceLocation } from "./diagnostics.js";
+import { type Meta, objectRef } from "./types.js";
 import {
   checkName,
   dns1123Label,
@@ -19,6 +20,16 @@ export interface ReadMeta {
   annotations: Record<string, string>;
   /** The `podnet.dev/cluster` annotation. */
   cluster?: string;
+}
+
+/** The `meta` of a cluster-scoped object; the loader fills in `cluster` later. */
+export function clusterScopedMeta(meta: ReadMeta, source: SourceLocation): Meta {
+  return { name: meta.name ?? "", cluster: "", labels: meta.labels, annotations: meta.annotations, source };
+}
+
+/** The `meta` of a namespaced object (namespace defaulted to `default`). */
+export function namespacedMeta(meta: ReadMeta, source: SourceLocation): Meta & { namespace: string } {
+  return { ...clusterScopedMeta(meta, source), namespace: meta.namespace ?? DEFAULT_NAMESPACE };
 }
 
 const MAX_ANNOTATIONS_BYTES = 256 * 1024;

@@ -1,7 +1,9 @@
 /** NetworkPolicy (networking.k8s.io/v1): pod selector, policy types, ingress and egress rules. */
+
 import { containsCidr, formatCidr } from "../ipam/cidr.js";
 import type { Field, ObjCtx } from "./context.js";
 import type { ReadMeta } from "./meta.js";
+import { namespacedMeta } from "./meta.js";
 import { checkPortName, readProtocol } from "./pod.js";
 import { readSelector } from "./selector.js";
 import { readCidr } from "./service.js";
@@ -166,14 +168,7 @@ export function readNetworkPolicy(o: ObjCtx, meta: ReadMeta): NetworkPolicy {
   }
   return {
     kind: "NetworkPolicy",
-    meta: {
-      name: meta.name ?? "",
-      namespace: meta.namespace ?? "default",
-      cluster: "",
-      labels: meta.labels,
-      annotations: meta.annotations,
-      source: o.location,
-    },
+    meta: namespacedMeta(meta, o.location),
     podSelector,
     policyTypes,
     ingress,

@@ -1,7 +1,9 @@
 /** Node: pod CIDRs fixed by the manifest and the InternalIP address. */
+
 import { type Cidr, cidrEquals, formatCidr } from "../ipam/cidr.js";
 import type { ObjCtx } from "./context.js";
 import type { ReadMeta } from "./meta.js";
+import { clusterScopedMeta } from "./meta.js";
 import { readCidr, readIp } from "./service.js";
 import type { Node } from "./types.js";
 
@@ -11,13 +13,7 @@ export function readNode(o: ObjCtx, meta: ReadMeta): Node {
   const spec = o.root.get("spec").map();
   const node: Node = {
     kind: "Node",
-    meta: {
-      name: meta.name ?? "",
-      cluster: "",
-      labels: meta.labels,
-      annotations: meta.annotations,
-      source: o.location,
-    },
+    meta: clusterScopedMeta(meta, o.location),
     podCIDRs: [],
     implicit: false,
   };

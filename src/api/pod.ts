@@ -1,7 +1,7 @@
 /** Pod and pod template specs: containers and their ports, hostNetwork, placement and DNS names. */
 import type { Field, ObjCtx } from "./context.js";
 import { READY_ANNOTATION } from "./defaults.js";
-import { checkNameField, type ReadMeta } from "./meta.js";
+import { checkNameField, namespacedMeta, type ReadMeta } from "./meta.js";
 import type { Container, ContainerPort, Pod, Protocol } from "./types.js";
 import { ianaSvcName, PROTOCOLS, portNumber } from "./validate.js";
 
@@ -155,14 +155,7 @@ export function readPod(o: ObjCtx, meta: ReadMeta): Pod {
   const ps = readPodSpec(spec);
   const pod: Pod = {
     kind: "Pod",
-    meta: {
-      name: meta.name ?? "",
-      namespace: meta.namespace ?? "default",
-      cluster: "",
-      labels: meta.labels,
-      annotations: meta.annotations,
-      source: o.location,
-    },
+    meta: namespacedMeta(meta, o.location),
     hostNetwork: ps.hostNetwork,
     containers: ps.containers,
     ready: readReady(meta.annotations, o.root.get("metadata").get("annotations")) ?? true,

@@ -3,7 +3,7 @@ import { type Cidr, familyName, formatCidr, type IpAddress, parseCidr, parseIp }
 import type { Field, ObjCtx } from "./context.js";
 import { NODE_PORT_RANGE, SESSION_AFFINITY_DEFAULT_TIMEOUT } from "./defaults.js";
 import type { ReadMeta } from "./meta.js";
-import { readLabels } from "./meta.js";
+import { namespacedMeta, readLabels } from "./meta.js";
 import { checkPortName, readPort, readProtocol } from "./pod.js";
 import type { IpFamily, Service, ServicePort, ServiceType } from "./types.js";
 import { cidrErrorMessage, dns1123Label, dns1123Subdomain, specialIpProblem } from "./validate.js";
@@ -51,14 +51,7 @@ export function readService(o: ObjCtx, meta: ReadMeta): Service {
   const type = spec.get("type").oneOf(TYPES) ?? "ClusterIP";
   const svc: Service = {
     kind: "Service",
-    meta: {
-      name: meta.name ?? "",
-      namespace: meta.namespace ?? "default",
-      cluster: "",
-      labels: meta.labels,
-      annotations: meta.annotations,
-      source: o.location,
-    },
+    meta: namespacedMeta(meta, o.location),
     type,
     clusterIPs: [],
     ipFamilies: [],
