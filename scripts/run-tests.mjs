@@ -1,7 +1,7 @@
 // Runs every compiled test (unit tests beside their modules in dist/src, integration tests in dist/test)
 // with node's test runner, whose closing summary CI reads. Extra arguments filter test files by substring.
 import { spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 function findTests(dir) {
@@ -22,7 +22,31 @@ if (files.length === 0) {
   console.error("run-tests: no test files found under dist/ (did the build run?)");
   process.exit(1);
 }
+// Leak check: what the machine holds before and after the suite must be the same (namespaces, root
+// namespace links and nftables tables, podnet's runtime directories).
+function snapshot() {
+  const lines = (cmd, args) => {
+    const r = spawnSync(cmd, args, { encoding: "utf8" });
+    return r.status === 0 ? r.stdout.split("\n").filter(Boolean) : [];
+  };
+  return new Set([
+    ...lines("ip", ["netns", "list"]).map((l) => `netns ${l.split(" ")[0]}`),
+    ...lines("ip", ["-o", "link", "show"]).map((l) => `link ${l.split(":")[1]?.trim().split("@")[0]}`),
+    ...lines("nft", ["list", "tables"]).map((l) => `nft ${l}`),
+    ...["/run/podnet-cni", "/var/lib/cni/networks/podnet"]
+      .filter((d) => existsSync(d))
+      .map((d) => `dir ${d}`),
+  ]);
+}
+
+const before = snapshot();
 const result = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], {
   stdio: "inherit",
 });
+const leaked = [...snapshot()].filter((item) => !before.has(item));
+if (leaked.length > 0) {
+  console.error(`leak check: the tests left behind ${leaked.length} things:\n  ${leaked.join("\n  ")}`);
+  process.exit(1);
+}
+// Nothing printed when clean: the test runner's summary stays the last lines of the output.
 process.exit(result.status ?? 1);

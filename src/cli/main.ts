@@ -2,6 +2,7 @@
 /** The podnet command line. Each command lives in commands/ and registers itself here. */
 import { Command, CommanderError } from "commander";
 import { formatDiagnostic, InvalidInputError } from "../api/diagnostics.js";
+import { registerCniCommand } from "./commands/cni.js";
 import { registerPlanCommand } from "./commands/plan.js";
 import { UserError } from "./options.js";
 
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .configureHelp({ sortSubcommands: true });
   registerPlanCommand(program);
+  registerCniCommand(program);
   return program;
 }
 

@@ -1,21 +1,27 @@
 // Interface names and MAC addresses derived from stable inputs. Linux interface names are at most 15
 // bytes, so names made from long identifiers (container IDs) are hashed; the hash is deterministic so the
 // name can be computed again later (DEL finds the host side of a veth without entering the pod namespace).
-import { createHash } from "node:crypto";
+import { sha256 as digest } from "./sha256.js";
 
 /** Longest interface name Linux accepts (IFNAMSIZ - 1). */
 export const MAX_IFNAME_BYTES = 15;
 
-function sha256(parts: readonly string[]): Buffer {
+function sha256(parts: readonly string[]): Uint8Array {
   // "/" cannot appear in interface names or container IDs, so joining with it is unambiguous.
-  return createHash("sha256").update(parts.join("/")).digest();
+  return digest(parts.join("/"));
+}
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
 }
 
 /** `prefix` + the first hex digits of sha256(parts joined by "/"), filling up to 15 bytes (at most `hexDigits`). */
 export function hashedName(prefix: string, parts: readonly string[], hexDigits = 8): string {
   const room = MAX_IFNAME_BYTES - Buffer.byteLength(prefix);
   if (room < 4) throw new RangeError(`prefix "${prefix}" leaves fewer than 4 bytes for the hash`);
-  return prefix + sha256(parts).toString("hex").slice(0, Math.min(hexDigits, room));
+  return prefix + hex(sha256(parts)).slice(0, Math.min(hexDigits, room));
 }
 
 /** Host-side veth name of an attachment: `veth` + 8 hex digits of sha256(containerID/ifname). */
