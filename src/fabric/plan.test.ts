@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { loadManifestText } from "../api/index.js";
 import { planAddresses } from "../plan/index.js";
 import type { ClusterPlan } from "../plan/types.js";
-import { fabricIpLines, planFabric, routeLine, vtepMac } from "./plan.js";
+import { fabricCommands, planFabric, routeLine, vtepMac } from "./plan.js";
 
 function clusterPlan(spec: string): ClusterPlan {
   const yaml = `apiVersion: podnet.dev/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n${spec}\n`;
@@ -52,14 +52,16 @@ test("vxlan: device with MTU - 50, and per peer a route, a neighbour and an FDB 
   assert.deepEqual(n1.neighbors, [{ ip: "10.244.1.0", mac: peerMac, dev: "vxlan0" }]);
   assert.deepEqual(n1.fdb, [{ mac: peerMac, dst: "172.18.0.3", dev: "vxlan0" }]);
   assert.deepEqual(plan.routerRoutes, [], "overlay pods are not addressable from outside");
-  assert.deepEqual(fabricIpLines(n1), [
-    "link add vxlan0 type vxlan id 7 dstport 8472 local 172.18.0.2 dev eth0 nolearning",
-    `link set vxlan0 address ${n1.vxlan.mac} mtu 1450 up`,
-    "addr replace 10.244.0.0/32 dev vxlan0",
-    `fdb append ${peerMac} dev vxlan0 dst 172.18.0.3`,
-    `neigh replace 10.244.1.0 lladdr ${peerMac} dev vxlan0 nud permanent`,
-    "route replace 10.244.1.0/24 via 10.244.1.0 dev vxlan0 onlink",
-  ]);
+  assert.deepEqual(fabricCommands(n1), {
+    ip: [
+      "link add vxlan0 type vxlan id 7 dstport 8472 local 172.18.0.2 dev eth0 nolearning",
+      `link set vxlan0 address ${n1.vxlan.mac} mtu 1450 up`,
+      "addr replace 10.244.0.0/32 dev vxlan0",
+      `neigh replace 10.244.1.0 lladdr ${peerMac} dev vxlan0 nud permanent`,
+      "route replace 10.244.1.0/24 via 10.244.1.0 dev vxlan0 onlink",
+    ],
+    bridge: [`fdb append ${peerMac} dev vxlan0 dst 172.18.0.3`],
+  });
 });
 
 test("IPv6 pod blocks route via the peer's IPv4 underlay address (via inet)", () => {

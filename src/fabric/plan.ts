@@ -142,22 +142,24 @@ export function planFabric(cluster: ClusterPlan, routerDevice = "sw0"): FabricPl
   };
 }
 
-/** The node's fabric as `ip -batch` lines (idempotent: `replace` where iproute2 has it). */
-export function fabricIpLines(node: FabricNodePlan): string[] {
-  const lines: string[] = [];
+/**
+ * The node's fabric as batch lines: `ip` for the device, neighbours and routes, `bridge` for the FDB
+ * (iproute2 keeps FDB entries in the bridge tool). Apply `ip` first: the FDB needs the device.
+ */
+export function fabricCommands(node: FabricNodePlan): { ip: string[]; bridge: string[] } {
+  const ip: string[] = [];
   const v = node.vxlan;
   if (v) {
-    lines.push(
+    ip.push(
       `link add ${v.name} type vxlan id ${v.vni} dstport ${v.port} local ${v.local} dev ${v.dev} nolearning`,
       `link set ${v.name} address ${v.mac} mtu ${v.mtu} up`,
       ...v.addresses.map((a) => `addr replace ${a} dev ${v.name}`),
     );
   }
-  for (const n of node.fdb) lines.push(`fdb append ${n.mac} dev ${n.dev} dst ${n.dst}`);
-  for (const n of node.neighbors)
-    lines.push(`neigh replace ${n.ip} lladdr ${n.mac} dev ${n.dev} nud permanent`);
-  for (const r of node.routes) lines.push(routeLine(r));
-  return lines;
+  for (const n of node.neighbors) ip.push(`neigh replace ${n.ip} lladdr ${n.mac} dev ${n.dev} nud permanent`);
+  for (const r of node.routes) ip.push(routeLine(r));
+  const bridge = node.fdb.map((n) => `fdb append ${n.mac} dev ${n.dev} dst ${n.dst}`);
+  return { ip, bridge };
 }
 
 export function routeLine(r: FabricRoute): string {
