@@ -31,8 +31,8 @@ function clusterPlan(fabric: string): ClusterPlan {
 /** Builds underlay + nodes + one pod per node (by hand: the CNI plugin is tested elsewhere), then the fabric. */
 async function buildCluster(tag: string, plan: ClusterPlan): Promise<{ pods: string[]; podIps: string[] }> {
   const ul = `${prefix}-${tag}-ul`;
-  const nodes = plan.nodes.map((n, i) => `${prefix}-${tag}-n${i + 1}`);
-  const pods = plan.nodes.map((n, i) => `${prefix}-${tag}-p${i + 1}`);
+  const nodes = plan.nodes.map((_, i) => `${prefix}-${tag}-n${i + 1}`);
+  const pods = plan.nodes.map((_, i) => `${prefix}-${tag}-p${i + 1}`);
   await addNamespaces([ul, ...nodes, ...pods]);
   const mtu = plan.fabric.underlayMTU;
   await ipBatch(
@@ -40,7 +40,7 @@ async function buildCluster(tag: string, plan: ClusterPlan): Promise<{ pods: str
       "link add sw0 type bridge",
       `addr add ${plan.router.nodeNetworkAddress}/24 dev sw0`,
       "link set sw0 up",
-      ...plan.nodes.flatMap((n, i) => [
+      ...plan.nodes.flatMap((_, i) => [
         `link add ul${i} mtu ${mtu} type veth peer name eth0 netns ${nsPath(nodes[i] as string)}`,
         `link set ul${i} master sw0 up`,
       ]),
