@@ -1,22 +1,8 @@
 /**
- * Results between versions: a plugin answers in the version it was asked for, a cached result may be
- * older than the configuration. 0.3.x and 0.4.0 carry `ips[].version` ("4"/"6"); 1.x does not.
+ * Results a plugin printed: their shape is checked here; conversion between versions (0.3.x and 0.4.0
+ * carry `ips[].version`, 1.1.0 adds interface and route fields) is the one the plugins use.
  */
-import type { Result } from "../spec.js";
-import { atLeast } from "./negotiate.js";
-
-/** The result as version `to` (a copy; the input is not changed). */
-export function convertResult(result: Result, to: string): Result {
-  const out: Result = { ...result, cniVersion: to };
-  if (result.ips) {
-    out.ips = result.ips.map((ip) => {
-      const { version: _drop, ...rest } = ip;
-      if (atLeast(to, "1.0.0")) return rest;
-      return { ...rest, version: ip.address.includes(":") ? "6" : "4" };
-    });
-  }
-  return out;
-}
+export { convertResult } from "../version.js";
 
 /** Checks the shape of a result printed by a plugin; returns a message when it is not one. */
 export function resultShapeError(value: unknown): string | undefined {
