@@ -85,6 +85,11 @@ test("invalid container IDs and interface names are error 4", async () => {
   const ifname = await invoke({ ...env, CNI_IFNAME: "this-name-is-too-long" }, conf());
   assert.equal(ifname.json.code, 4);
   assert.match(ifname.json.msg, /CNI_IFNAME .* at most 15/);
+  // The error speaks the configuration's version, although the environment is checked before it.
+  const missing = await invoke({ CNI_COMMAND: "ADD" }, conf({ cniVersion: "0.4.0" }));
+  assert.equal(missing.json.code, 4);
+  assert.equal(missing.json.cniVersion, "0.4.0");
+  assert.equal((await invoke({ CNI_COMMAND: "ADD" }, "{not json")).json.code, 4, "the environment first");
 });
 
 test("bad JSON is error 6, a missing or bad field is 7, an unknown version is 1", async () => {

@@ -264,10 +264,19 @@ export async function runPlugin(handlers: PluginHandlers, io: PluginIo): Promise
       };
       return { exitCode: 0, stdout: `${JSON.stringify(out)}\n` };
     }
-    validateEnv(cmd, io.env);
+    // stdin first, so that an error about the environment carries the configuration's cniVersion (the
+    // spec: an error's cniVersion is the protocol version in use); the environment is still checked first.
     const stdin = await readStdin();
-    const raw = decodeConfig(stdin);
-    if (typeof raw.cniVersion === "string") version = raw.cniVersion;
+    let raw: Record<string, unknown> | undefined;
+    let decodeError: unknown;
+    try {
+      raw = decodeConfig(stdin);
+      if (typeof raw.cniVersion === "string") version = raw.cniVersion;
+    } catch (e) {
+      decodeError = e;
+    }
+    validateEnv(cmd, io.env);
+    if (raw === undefined) throw decodeError;
     const config = validateConfig(cmd, raw);
     const req: CniRequest = {
       command: cmd,

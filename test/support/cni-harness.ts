@@ -5,7 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { installPlugins } from "../../src/cni/install.js";
 
 /** The environment plugins get: PATH only (as from a container runtime), plus CNI_*. */
@@ -53,14 +53,20 @@ export interface CniOutcome {
 }
 
 export class CniLab {
-  readonly prefix = `pnt${randomBytes(3).toString("hex")}-`;
-  readonly dir = mkdtempSync(join(tmpdir(), "pnt-cni-"));
-  readonly binDir = join(this.dir, "bin");
-  readonly dataDir = join(this.dir, "data");
+  /** `TAG<6 hex>-`: every namespace and link of this lab starts with it. */
+  readonly prefix: string;
+  readonly dir: string;
+  readonly binDir: string;
+  readonly dataDir: string;
   private readonly namespaces: string[] = [];
   private readonly processes: ChildProcess[] = [];
 
-  constructor() {
+  /** `tag` starts the prefix of this lab's namespaces (each test file its own, so leaks name their file). */
+  constructor(tag = "pnt") {
+    this.prefix = `${tag}${randomBytes(3).toString("hex")}-`;
+    this.dir = mkdtempSync(join(tmpdir(), `${tag}-cni-`));
+    this.binDir = join(this.dir, "bin");
+    this.dataDir = join(this.dir, "data");
     installPlugins(this.binDir);
   }
 
@@ -81,7 +87,10 @@ export class CniLab {
     sh("ip", ["netns", "del", name]);
   }
 
-  /** Runs a plugin executable (`podnet` or `podnet-ipam`), inside `nodeNs` when given. */
+  /**
+   * Runs a plugin executable, inside `nodeNs` when given: `podnet` or `podnet-ipam` (installed in binDir), or
+   * an absolute path (e.g. the reference plugins in /usr/lib/cni).
+   */
   async run(plugin: string, call: CniCall, nodeNs?: string): Promise<CniOutcome> {
     const env: NodeJS.ProcessEnv = {
       ...baseEnv(),
@@ -95,7 +104,7 @@ export class CniLab {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
-    const exe = join(this.binDir, plugin);
+    const exe = isAbsolute(plugin) ? plugin : join(this.binDir, plugin);
     const [cmd, args] = nodeNs ? ["ip", ["netns", "exec", nodeNs, exe]] : [exe, []];
     const stdin = call.stdin ?? (call.config === undefined ? "" : JSON.stringify(call.config));
     return new Promise((resolve, reject) => {

@@ -1,26 +1,38 @@
-// A worker process for the podnet-ipam concurrency tests: runs ADD/DEL cycles through the plugin's own
-// entry (runPlugin with env and stdin, in-process, so 1,000 cycles take seconds rather than minutes of
-// node start-up) against a shared data directory.
+// A worker process for the IPAM concurrency tests (test/cni-conformance.test.ts): ADD/DEL cycles against a
+// shared data directory, through either IPAM:
+//   IPAM = "podnet-ipam": the plugin's own entry (runPlugin with env and stdin, in-process, so 1,000 cycles
+//          take seconds rather than minutes of node start-up);
+//   IPAM = an absolute path (e.g. /usr/lib/cni/host-local): that executable, one process per call.
 //
-//   node ipam-worker.js cycles CONFIG_JSON WORKER CYCLES CLAIMS_DIR
+//   node ipam-worker.js cycles IPAM CONFIG_JSON WORKER CYCLES CLAIMS_DIR
 //     Each cycle: ADD, claim the address (mkdir CLAIMS_DIR/ADDRESS: EEXIST means another worker holds the
 //     same address at the same time, a duplicate), release the claim, DEL. Prints a JSON summary.
-//   node ipam-worker.js churn CONFIG_JSON WORKER
+//   node ipam-worker.js churn IPAM CONFIG_JSON WORKER
 //     ADD/DEL forever, printing "held ID ADDRESS" after each ADD and "released ID" after each DEL (the
-//     test kills it with SIGKILL at a random moment).
+//     test kills it, and the executable it is running, with SIGKILL at a random moment).
+import { spawnSync } from "node:child_process";
 import { mkdirSync, rmdirSync } from "node:fs";
-import { join } from "node:path";
 import { ipamHandlers } from "../../src/cni/ipam/plugin.js";
 import { runPlugin } from "../../src/cni/skel.js";
 
-const [mode, configJson, worker, cyclesText, claimsDir] = process.argv.slice(2);
+const [mode, ipam, configJson, worker, cyclesText, claimsDir] = process.argv.slice(2);
 const stdin = configJson ?? "{}";
 
 async function call(command: string, id: string): Promise<{ exitCode: number; stdout: string }> {
-  return runPlugin(ipamHandlers, {
-    env: { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: "eth0", CNI_NETNS: "/proc/self/ns/net" },
-    stdin,
+  const env = {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: id,
+    CNI_IFNAME: "eth0",
+    CNI_NETNS: "/proc/self/ns/net",
+    CNI_PATH: "/usr/lib/cni",
+  };
+  if (ipam === "podnet-ipam") return runPlugin(ipamHandlers, { env, stdin });
+  const r = spawnSync(ipam as string, [], {
+    input: stdin,
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
   });
+  return { exitCode: r.status ?? 1, stdout: r.stdout ?? "" };
 }
 
 function spin(ms: number): void {
@@ -45,13 +57,13 @@ if (mode === "cycles") {
     adds++;
     seen.add(ip);
     try {
-      mkdirSync(join(claimsDir as string, ip));
+      mkdirSync(`${claimsDir}/${ip}`);
     } catch {
       process.stdout.write(`${JSON.stringify({ duplicate: ip, id })}\n`);
       process.exit(3);
     }
     spin(Math.random() * 2);
-    rmdirSync(join(claimsDir as string, ip));
+    rmdirSync(`${claimsDir}/${ip}`);
     const del = await call("DEL", id);
     if (del.exitCode !== 0) {
       process.stdout.write(`${JSON.stringify({ error: del.stdout })}\n`);
