@@ -9,6 +9,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+# socat: the installed CNI plugins reach their node's podnet CNI server through it (fast path).
+command -v socat >/dev/null 2>&1 || need+=(socat)
 # The reference CNI plugins (bridge, host-local, portmap, ...): peers in the CNI tests.
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 if [ ${#need[@]} -gt 0 ]; then

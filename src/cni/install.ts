@@ -5,6 +5,7 @@
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CNI_SERVER_SOCKET } from "./spec.js";
 
 export const PLUGIN_NAMES = ["podnet", "podnet-ipam"] as const;
 export type PluginName = (typeof PLUGIN_NAMES)[number];
@@ -16,14 +17,38 @@ export function pluginBundlePath(name: PluginName): string {
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** The launcher: the Node binary that runs podnet now, and the bundle, by absolute path. */
+/**
+ * The launcher. Fast path: this network namespace's podnet CNI server (`podnet cni serve`, see
+ * server.ts), reached through socat on its abstract socket. Otherwise (no server, no socat) it runs the
+ * plugin itself: the Node binary that runs podnet now, with the bundle, by absolute path.
+ */
 export function launcherScript(name: PluginName): string {
-  return [
-    "#!/bin/sh",
-    `# podnet CNI plugin "${name}", installed by \`podnet cni install\`; run \`npm run build\` to update it.`,
-    `exec ${shellQuote(process.execPath)} ${shellQuote(pluginBundlePath(name))} "$@"`,
-    "",
-  ].join("\n");
+  const node = `${shellQuote(process.execPath)} ${shellQuote(pluginBundlePath(name))}`;
+  return `#!/bin/sh
+# podnet CNI plugin "${name}", installed by \`podnet cni install\`; run \`npm run build\` to update it.
+nl='
+'
+input=$(cat; printf x)
+input=\${input%x}
+if command -v socat >/dev/null 2>&1; then
+  # Node listens on the full-length abstract address (sun_path padded with NULs): unix-tightsocklen=0.
+  # The CNI variables that are set, with shell builtins only (every process started here costs time).
+  reply=$( { printf 'podnet-cni/1 ${name}\\n'
+    [ -n "\${CNI_COMMAND+x}" ] && printf 'CNI_COMMAND=%s\\n' "$CNI_COMMAND"
+    [ -n "\${CNI_CONTAINERID+x}" ] && printf 'CNI_CONTAINERID=%s\\n' "$CNI_CONTAINERID"
+    [ -n "\${CNI_NETNS+x}" ] && printf 'CNI_NETNS=%s\\n' "$CNI_NETNS"
+    [ -n "\${CNI_IFNAME+x}" ] && printf 'CNI_IFNAME=%s\\n' "$CNI_IFNAME"
+    [ -n "\${CNI_ARGS+x}" ] && printf 'CNI_ARGS=%s\\n' "$CNI_ARGS"
+    [ -n "\${CNI_PATH+x}" ] && printf 'CNI_PATH=%s\\n' "$CNI_PATH"
+    printf '\\n%s' "$input"; } |
+    socat -t 60 - ABSTRACT-CONNECT:${CNI_SERVER_SOCKET},unix-tightsocklen=0 2>/dev/null )
+  if [ $? -eq 0 ] && [ -n "$reply" ]; then
+    case $reply in *"$nl"*) printf '%s\\n' "\${reply#*"$nl"}" ;; esac
+    exit "\${reply%%"$nl"*}"
+  fi
+fi
+printf '%s' "$input" | ${node} "$@"
+`;
 }
 
 /**

@@ -9,6 +9,9 @@ export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] 
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 export const CURRENT_VERSION: CniVersion = "1.1.0";
 
+/** The abstract unix socket of a node's podnet CNI server (scoped to its network namespace). */
+export const CNI_SERVER_SOCKET = "podnet-cni";
+
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "STATUS" | "VERSION" | "GC";
 export const CNI_COMMANDS: readonly CniCommand[] = ["ADD", "DEL", "CHECK", "STATUS", "VERSION", "GC"];
 

@@ -11,7 +11,7 @@ import {
   PluginError,
   type ValidAttachment,
 } from "../../cni/runtime/index.js";
-import { CniError, type NetworkConfigList, type Result } from "../../cni/spec.js";
+import { CNI_SERVER_SOCKET, CniError, type NetworkConfigList, type Result } from "../../cni/spec.js";
 import { type OutputFormat, printData, UserError } from "../options.js";
 import { formatTable } from "../table.js";
 
@@ -345,6 +345,33 @@ Results are cached per attachment under --cache-dir (libcni's format), so DEL an
           );
         }
         process.stdout.write(`${installed.map((p) => `installed ${p}`).join("\n")}\n`);
+      }),
+    );
+
+  cni
+    .command("serve")
+    .description(
+      "Serve podnet's plugins from this process in the current network namespace (run it in a node's: `ip netns exec NODE podnet cni serve`); installed plugins use it instead of starting Node per call",
+    )
+    .option("-v, --verbose", "log every call and its duration on stderr")
+    .action(
+      action("serve", async (flags: { verbose?: boolean }) => {
+        const { startCniServer } = await import("../../cni/server.js");
+        const log = flags.verbose ? (line: string) => process.stderr.write(`${line}\n`) : undefined;
+        let server: Awaited<ReturnType<typeof startCniServer>>;
+        try {
+          server = await startCniServer({ log });
+        } catch (error) {
+          throw new UserError(
+            `cannot listen on @${CNI_SERVER_SOCKET}: ${(error as Error).message}\n    fix: is a podnet CNI server already running in this network namespace? (ss -xlp | grep podnet-cni)`,
+          );
+        }
+        process.stdout.write(`serving podnet CNI plugins on @${CNI_SERVER_SOCKET} (pid ${process.pid})\n`);
+        await new Promise<void>((resolve) => {
+          const stop = () => server.close(() => resolve());
+          process.once("SIGTERM", stop);
+          process.once("SIGINT", stop);
+        });
       }),
     );
 }
