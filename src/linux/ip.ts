@@ -44,8 +44,13 @@ export function ipLine(...tokens: (string | number)[]): string {
   return tokens.map((t) => quoteIpArg(String(t))).join(" ");
 }
 
+/** A namespace ip knows by name (/run/netns/NAME): `ip -n NAME` saves starting nsenter (~1.5 ms). */
+const NAMED_NETNS = /^\/(?:var\/)?run\/netns\/([^/]+)$/;
+
 function commandFor(args: string[], netns: string | undefined): [string, string[]] {
-  return netns === undefined ? ["ip", args] : ["nsenter", [`--net=${netns}`, "ip", ...args]];
+  if (netns === undefined) return ["ip", args];
+  const name = NAMED_NETNS.exec(netns)?.[1];
+  return name ? ["ip", ["-n", name, ...args]] : ["nsenter", [`--net=${netns}`, "ip", ...args]];
 }
 
 const FAILED_LINE = /^Command failed -:(\d+)\s*$/m;
