@@ -55,16 +55,12 @@ export class ResultCache {
     return this.read(this.file(network, containerID, ifname));
   }
 
-  put(entry: {
-    network: string;
-    containerID: string;
-    ifname: string;
-    netns?: string;
-    args?: Record<string, string>;
-    capabilityArgs?: Record<string, unknown>;
-    config: NetworkConfigList;
-    result: Result;
-  }): string {
+  put(
+    entry: Omit<CachedAttachment, "file" | "config" | "result"> & {
+      config: NetworkConfigList;
+      result: Result;
+    },
+  ): string {
     const data: CacheFile = {
       kind: KIND,
       containerId: entry.containerID,
