@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { netnsName } from "../../linux/ip.js";
 import {
   type CniCommand,
   ErrorCode,
@@ -83,14 +84,13 @@ export interface Invocation {
 }
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const NAMED_NETNS = /^\/(?:var\/)?run\/netns\/([^/]+)$/;
 
 /** The command line that runs `argv` inside the network namespace at `netns`. A named namespace
  * (/run/netns/NAME) goes through `ip netns exec`, which also mounts that namespace's /sys as a node
  * would see it; any other path through `nsenter --net`. */
 export function inNetns(netns: string, argv: string[]): string[] {
-  const named = NAMED_NETNS.exec(netns);
-  if (named?.[1]) return ["ip", "netns", "exec", named[1], ...argv];
+  const name = netnsName(netns);
+  if (name) return ["ip", "netns", "exec", name, ...argv];
   return ["nsenter", `--net=${netns}`, "--", ...argv];
 }
 
