@@ -118,6 +118,7 @@ export class CniLab {
         stderr += b;
       });
       child.on("error", reject);
+      child.stdin.on("error", () => {}); // a plugin may exit without reading stdin (EPIPE)
       child.on("close", (code) => {
         let json: unknown;
         try {
