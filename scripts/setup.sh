@@ -11,6 +11,8 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 # socat: the installed CNI plugins reach their node's podnet CNI server through it (fast path).
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# gcc: builds podnet's N-API addon (native/netns.c, setns for the lab agent and probes) in `npm run build`.
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # The reference CNI plugins (bridge, host-local, portmap, ...): peers in the CNI tests.
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 if [ ${#need[@]} -gt 0 ]; then

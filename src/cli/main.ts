@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { formatDiagnostic, InvalidInputError } from "../api/diagnostics.js";
 import { registerCniCommand } from "./commands/cni.js";
+import { registerLabCommand } from "./commands/lab.js";
 import { registerPlanCommand } from "./commands/plan.js";
 import { UserError } from "./options.js";
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .configureHelp({ sortSubcommands: true });
   registerPlanCommand(program);
   registerCniCommand(program);
+  registerLabCommand(program);
   return program;
 }
 

@@ -44,38 +44,55 @@ export interface CniServerOptions {
   log?: (line: string) => void;
 }
 
+/** Answers one request (the text a launcher sent); the reply, or undefined when it is not a CNI request. */
+export async function answerCniRequest(text: string, log: (line: string) => void): Promise<string | undefined> {
+  try {
+    const req = parseRequest(text);
+    const handlers = HANDLERS[req.plugin];
+    if (!handlers) throw new Error(`unknown plugin "${req.plugin}"`);
+    const started = performance.now();
+    const outcome = await runPlugin(handlers, { env: req.env, stdin: req.stdin, log });
+    log(
+      `${req.plugin} ${req.env.CNI_COMMAND ?? "?"} ${req.env.CNI_CONTAINERID ?? ""}: exit ${outcome.exitCode} in ${(performance.now() - started).toFixed(1)} ms`,
+    );
+    return `${outcome.exitCode}\n${outcome.stdout}`;
+  } catch (e) {
+    log(`bad request: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+/**
+ * Serves CNI requests on a listening server. `wrap` runs each request's work in a context: the lab
+ * agent serves every node's socket from one process and runs each node's calls in that node's namespace.
+ */
+export function serveCniRequests(
+  server: Server,
+  log: (line: string) => void,
+  wrap: <T>(fn: () => T) => T = (fn) => fn(),
+): void {
+  // allowHalfOpen: the client ends its side after the request and still reads the reply.
+  server.on("connection", (conn) => {
+    const chunks: Buffer[] = [];
+    conn.on("data", (c: Buffer) => chunks.push(c));
+    conn.on("error", () => conn.destroy());
+    conn.on("end", async () => {
+      const reply = await wrap(() => answerCniRequest(Buffer.concat(chunks).toString("utf8"), log));
+      // Not a CNI answer: the launcher falls back to running the plugin itself.
+      if (reply === undefined) conn.destroy();
+      else conn.end(reply);
+    });
+  });
+}
+
 /** Starts the server in the calling process's network namespace; resolves once it listens. */
 export function startCniServer(options: CniServerOptions = {}): Promise<Server> {
   const log = options.log ?? (() => {});
   // Blocking exec starts `ip` sooner (~4 ms a call); requests then take turns, which costs concurrent
   // callers less than it saves each call (measured: bench/cni.bench.ts).
   preferSynchronousExec();
-  // allowHalfOpen: the client ends its side after the request and still reads the reply.
-  const server = createServer({ allowHalfOpen: true }, (conn) => {
-    const chunks: Buffer[] = [];
-    conn.on("data", (c: Buffer) => chunks.push(c));
-    conn.on("error", () => conn.destroy());
-    conn.on("end", async () => {
-      let reply: string;
-      try {
-        const req = parseRequest(Buffer.concat(chunks).toString("utf8"));
-        const handlers = HANDLERS[req.plugin];
-        if (!handlers) throw new Error(`unknown plugin "${req.plugin}"`);
-        const started = performance.now();
-        const outcome = await runPlugin(handlers, { env: req.env, stdin: req.stdin, log });
-        log(
-          `${req.plugin} ${req.env.CNI_COMMAND ?? "?"} ${req.env.CNI_CONTAINERID ?? ""}: exit ${outcome.exitCode} in ${(performance.now() - started).toFixed(1)} ms`,
-        );
-        reply = `${outcome.exitCode}\n${outcome.stdout}`;
-      } catch (e) {
-        // Not a CNI answer: the launcher falls back to running the plugin itself.
-        log(`bad request: ${(e as Error).message}`);
-        conn.destroy();
-        return;
-      }
-      conn.end(reply);
-    });
-  });
+  const server = createServer({ allowHalfOpen: true });
+  serveCniRequests(server, log);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(`\0${options.socket ?? CNI_SERVER_SOCKET}`, () => {

@@ -5,6 +5,7 @@
 // spawnSync, which blocks the event loop but starts the first child ~4 ms sooner than spawn (no stream
 // machinery to initialise). Long-running processes keep the default, asynchronous spawn.
 import { spawn, spawnSync } from "node:child_process";
+import { inContextNetns } from "./netns-context.js";
 
 export interface ExecOptions {
   /** Written to the command's stdin, which is then closed. */
@@ -69,13 +70,15 @@ function runSync(
   options: ExecOptions,
   timeoutMs: number,
 ): Promise<ExecResult> {
-  const r = spawnSync(command, args, {
-    env: options.env ?? process.env,
-    input: options.input ?? "",
-    timeout: timeoutMs,
-    killSignal: "SIGKILL",
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const r = inContextNetns(() =>
+    spawnSync(command, args, {
+      env: options.env ?? process.env,
+      input: options.input ?? "",
+      timeout: timeoutMs,
+      killSignal: "SIGKILL",
+      maxBuffer: 64 * 1024 * 1024,
+    }),
+  );
   const result: ExecResult = {
     stdout: r.stdout?.toString("utf8") ?? "",
     stderr: r.stderr?.toString("utf8") ?? "",
@@ -105,7 +108,9 @@ export function run(
   return new Promise((resolve, reject) => {
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(command, args, { env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+      child = inContextNetns(() =>
+        spawn(command, args, { env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] }),
+      );
     } catch (e) {
       const r: ExecResult = { stdout: "", stderr: "", code: null, signal: null };
       reject(new ExecError(command, args, r, `could not start: ${(e as Error).message}`));

@@ -155,3 +155,45 @@ export interface IpRoute {
   scope?: string;
   metric?: number;
 }
+
+/** One line of a forced batch that failed. */
+export interface IpBatchFailure {
+  lineNumber: number;
+  line: string;
+  reason: string;
+}
+
+/**
+ * Runs all lines in one `ip -force -batch -` (or `bridge`) process, going on past failures, and returns
+ * the lines that failed with the kernel's answer. For idempotent appliers: `link add` of a link that is
+ * there fails with "File exists", which the caller may accept as done.
+ */
+export async function ipBatchForce(
+  lines: readonly string[],
+  options: IpOptions & { tool?: "ip" | "bridge" } = {},
+): Promise<IpBatchFailure[]> {
+  if (lines.length === 0) return [];
+  const [cmd0, argv0] = commandFor(["-force", "-batch", "-"], options.netns);
+  const tool = options.tool ?? "ip";
+  // commandFor builds `ip …`; the bridge tool takes the same -n/-force/-batch options.
+  const [cmd, argv] = cmd0 === "ip" ? [tool, argv0] : [cmd0, argv0.map((a) => (a === "ip" ? tool : a))];
+  const r = await run(cmd, argv, {
+    input: `${lines.join("\n")}\n`,
+    timeoutMs: options.timeoutMs,
+    allowFailure: true,
+  });
+  if (r.code === 0) return [];
+  const failures: IpBatchFailure[] = [];
+  let reasons: string[] = [];
+  for (const raw of r.stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)\s*$/.exec(raw);
+    if (m) {
+      const n = Number(m[1]);
+      failures.push({ lineNumber: n, line: lines[n - 1] ?? "", reason: reasons.join("; ") || "failed" });
+      reasons = [];
+    } else if (raw.trim()) reasons.push(raw.trim());
+  }
+  if (failures.length === 0)
+    failures.push({ lineNumber: 0, line: "", reason: r.stderr.trim() || `exit code ${r.code}` });
+  return failures;
+}

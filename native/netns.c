@@ -1,0 +1,213 @@
+// podnet's network-namespace addon: Node has no setns(2), and one process must hold sockets inside many
+// network namespaces (the lab agent: a responder per pod port, the CNI server per node) and open client
+// sockets inside a pod's namespace (probes). A socket belongs to the namespace it was created in, for its
+// whole life, whichever thread later uses it: so we enter the namespace, create (bind, listen) the socket,
+// and return at once. Node then adopts the file descriptor (net.Server.listen({fd}), dgram bind({fd}),
+// new net.Socket({fd})).
+//
+// Exports:
+//   setns(fd)                                  setns(fd, CLONE_NEWNET) on the calling (main) thread
+//   openSocket(netnsFd, family, type, port, address, listen) -> fd
+//     family 4 | 6 | 0 (AF_UNIX); type "tcp" | "udp" | "unix"; port -1 = do not bind (ignored for unix);
+//     address: bind address ("" = any); for unix the abstract name without the leading "@".
+//
+// Build: scripts/build-native.sh (plain gcc, no node-gyp).
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_TEXT 256
+
+// Throws a JavaScript Error "<message>: <strerror(err)>" with `code` set to the errno name (EADDRINUSE,
+// ...), as Node's own errors carry it. Returns NULL for the caller to return.
+static napi_value throw_errno(napi_env env, int err, const char *format, ...) {
+  char message[MAX_TEXT + 128];
+  va_list args;
+  va_start(args, format);
+  int n = vsnprintf(message, sizeof message, format, args);
+  va_end(args);
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof message) n = sizeof message - 1;
+  snprintf(message + n, sizeof message - n, ": %s", strerror(err));
+  const char *code = strerrorname_np(err);
+  napi_throw_error(env, code ? code : NULL, message);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *message) {
+  napi_throw_type_error(env, NULL, message);
+  return NULL;
+}
+
+// setns(fd): moves the calling thread (Node's main thread) into the network namespace fd refers to.
+static napi_value js_setns(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok)
+    return throw_type(env, "setns(fd: number)");
+  if (setns(fd, CLONE_NEWNET) != 0) return throw_errno(env, errno, "setns(%d, CLONE_NEWNET)", fd);
+  return NULL;
+}
+
+// Fills `addr` for an IPv4 or IPv6 bind; returns false when `address` is not an address of `family`.
+static bool inet_address(int family, const char *address, int port, struct sockaddr_storage *addr,
+                         socklen_t *len) {
+  memset(addr, 0, sizeof *addr);
+  if (family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    a->sin_addr.s_addr = htonl(INADDR_ANY);
+    *len = sizeof *a;
+    return address[0] == '\0' || inet_pton(AF_INET, address, &a->sin_addr) == 1;
+  }
+  struct sockaddr_in6 *a = (struct sockaddr_in6 *)addr;
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons((uint16_t)port);
+  a->sin6_addr = in6addr_any;
+  *len = sizeof *a;
+  return address[0] == '\0' || inet_pton(AF_INET6, address, &a->sin6_addr) == 1;
+}
+
+// Creates the socket in the current namespace (the caller has entered the target one). On failure
+// returns -1 with `step` naming what failed and errno set.
+static int make_socket(int family, const char *type, int port, const char *address, bool listening,
+                       char *step, size_t step_size) {
+  bool unix_socket = strcmp(type, "unix") == 0;
+  bool udp = strcmp(type, "udp") == 0;
+  int domain = unix_socket ? AF_UNIX : family == 6 ? AF_INET6 : AF_INET;
+  int sock_type = udp ? SOCK_DGRAM : SOCK_STREAM;
+  const char *shown = address[0] ? address : family == 6 ? "::" : "0.0.0.0";
+
+  snprintf(step, step_size, "socket");
+  int fd = socket(domain, sock_type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  // A listener must be able to take its port again while old connections sit in TIME_WAIT.
+  if (!unix_socket && !udp && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+    snprintf(step, step_size, "setsockopt SO_REUSEADDR");
+    goto fail;
+  }
+  if (unix_socket) {
+    // Abstract address, full length (sun_path padded with NULs): what Node's own listen("\0name") and
+    // connect("\0name") use, and what socat's unix-tightsocklen=0 reaches.
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    size_t n = strlen(address);
+    if (n == 0 || n > sizeof addr.sun_path - 1) {
+      snprintf(step, step_size, "bind @%s in netns (name must be 1-%zu bytes)", address,
+               sizeof addr.sun_path - 1);
+      errno = EINVAL;
+      goto fail;
+    }
+    memcpy(addr.sun_path + 1, address, n);
+    snprintf(step, step_size, "bind @%s in netns", address);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) goto fail;
+  } else if (port >= 0) {
+    struct sockaddr_storage addr;
+    socklen_t len;
+    if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+      snprintf(step, step_size, "setsockopt IPV6_V6ONLY");
+      goto fail;
+    }
+    if (family == 6)
+      snprintf(step, step_size, "bind [%s]:%d in netns", shown, port);
+    else
+      snprintf(step, step_size, "bind %s:%d in netns", shown, port);
+    if (!inet_address(domain, address, port, &addr, &len)) {
+      errno = EINVAL;
+      goto fail;
+    }
+    if (bind(fd, (struct sockaddr *)&addr, len) != 0) goto fail;
+  }
+  // Listening here, not later in Node: two SO_REUSEADDR sockets may both bind a port as long as neither
+  // listens, so only bind + listen together reports a port that is already taken.
+  if (listening && !udp) {
+    snprintf(step, step_size, "listen in netns");
+    if (listen(fd, 4096) != 0) goto fail;
+  }
+  return fd;
+fail : {
+  int err = errno;
+  close(fd);
+  errno = err;
+  return -1;
+}
+}
+
+// openSocket(netnsFd, family, type, port, address, listen) -> fd. Always returns to the namespace the
+// thread was in, also when a step fails.
+static napi_value js_open_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  int32_t netns_fd, family, port;
+  char type[8], address[MAX_TEXT];
+  size_t type_len, address_len;
+  bool listening;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6 ||
+      napi_get_value_int32(env, argv[0], &netns_fd) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &family) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], type, sizeof type, &type_len) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &port) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[4], address, sizeof address, &address_len) != napi_ok ||
+      napi_get_value_bool(env, argv[5], &listening) != napi_ok)
+    return throw_type(env, "openSocket(netnsFd: number, family: 4 | 6 | 0, type: \"tcp\" | \"udp\" | "
+                           "\"unix\", port: number, address: string, listen: boolean)");
+  bool unix_socket = strcmp(type, "unix") == 0;
+  if (!unix_socket && strcmp(type, "tcp") != 0 && strcmp(type, "udp") != 0)
+    return throw_type(env, "openSocket: type must be \"tcp\", \"udp\" or \"unix\"");
+  if (unix_socket ? family != 0 : family != 4 && family != 6)
+    return throw_type(env, "openSocket: family must be 4 or 6 (0 with type \"unix\")");
+  if (port > 65535) return throw_type(env, "openSocket: port must be -1..65535");
+  if (address_len >= sizeof address - 1) return throw_type(env, "openSocket: address too long");
+
+  int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (original < 0) return throw_errno(env, errno, "open /proc/thread-self/ns/net");
+  if (setns(netns_fd, CLONE_NEWNET) != 0) {
+    int err = errno;
+    close(original);
+    return throw_errno(env, err, "setns into netns (fd %d)", netns_fd);
+  }
+  char step[MAX_TEXT + 64];
+  int fd = make_socket(family, type, port, address, listening, step, sizeof step);
+  int err = errno;
+  // Staying in the pod's namespace would silently move everything this process does next (listeners,
+  // `ip` children, /proc/sys writes) into it: not recoverable, so stop the process.
+  if (setns(original, CLONE_NEWNET) != 0)
+    napi_fatal_error("podnet netns addon", NAPI_AUTO_LENGTH,
+                     "could not return to the original network namespace", NAPI_AUTO_LENGTH);
+  close(original);
+  if (fd < 0) return throw_errno(env, err, "%s", step);
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"setns", NULL, js_setns, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openSocket", NULL, js_open_socket, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+  return exports;
+}
+
+// node-gyp would define the module name; plain gcc does not.
+#ifndef NODE_GYP_MODULE_NAME
+#define NODE_GYP_MODULE_NAME netns
+#endif
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,215 @@
+/**
+ * The lab's long-running processes, started detached by `podnet lab up`, one per role:
+ * - `node`: the node agent of every node. It is each node's CNI server: it listens on the abstract
+ *   socket `podnet-cni` inside each node's namespace (abstract sockets are per namespace), so the
+ *   installed plugin executables that the CNI runtime runs in a node hand their call to it, and it runs
+ *   the plugin code in that node's namespace.
+ * - `workloads`: the pods' (and external hosts') processes: a responder socket per declared port inside
+ *   each one's namespace. Kept apart from the node agent as containers are from the kubelet: killing
+ *   the agent (even kill -9) drops no connection to a pod.
+ * Each answers a control socket in the lab's directory (JSON lines): ping, sync (re-read the store and
+ * open/close what changed), status, stop. Namespaces, links, routes and rules are the kernel's: the next
+ * `up` starts what is not running, which re-opens what the store lists.
+ */
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { createConnection, createServer, type Server } from "node:net";
+import { serveCniRequests } from "../cni/server.js";
+import { CNI_SERVER_SOCKET } from "../cni/spec.js";
+import { useNetnsSwitcher, runInNetnsContext } from "../linux/netns-context.js";
+import { listenUnixAbstract, withNetns } from "../linux/netns-native.js";
+import { labDir, netnsNames, netnsPath } from "./names.js";
+import { ResponderHost } from "./responder.js";
+import { readLabState } from "./store.js";
+
+export type AgentRole = "node" | "workloads";
+export const AGENT_ROLES: readonly AgentRole[] = ["node", "workloads"];
+
+export function agentSocketPath(lab: string, role: AgentRole): string {
+  return `${labDir(lab)}/${role}.sock`;
+}
+
+export function agentPidPath(lab: string, role: AgentRole): string {
+  return `${labDir(lab)}/${role}.pid`;
+}
+
+export interface AgentStatus {
+  pid: number;
+  nodes: string[];
+  pods: number;
+  sockets: number;
+  skipped: string[];
+  rssBytes: number;
+}
+
+type Request = { op: "ping" } | { op: "sync" } | { op: "status" } | { op: "stop" };
+
+/** Runs the agent until told to stop. */
+export async function runAgent(lab: string, role: AgentRole, log: (line: string) => void): Promise<void> {
+  useNetnsSwitcher(withNetns);
+  const responders = new ResponderHost();
+  const cniServers = new Map<string, Server>();
+  let skipped: string[] = [];
+
+  async function sync(): Promise<AgentStatus> {
+    const state = readLabState(lab);
+    const wantedNodes = new Set<string>();
+    for (const cluster of state?.plan?.clusters ?? []) {
+      for (const node of cluster.nodes) wantedNodes.add(netnsNames.node(lab, cluster.name, node.name));
+    }
+    for (const [ns, server] of cniServers) {
+      if (!wantedNodes.has(ns)) {
+        server.close();
+        cniServers.delete(ns);
+      }
+    }
+    for (const ns of wantedNodes) {
+      if (role !== "node") break;
+      if (cniServers.has(ns) || !existsSync(netnsPath(ns))) continue;
+      const path = netnsPath(ns);
+      // allowHalfOpen: the launcher half-closes after its request and then reads the reply.
+      const server = await listenUnixAbstract(path, CNI_SERVER_SOCKET, createServer({ allowHalfOpen: true }));
+      serveCniRequests(server, log, (fn) => runInNetnsContext(path, fn));
+      cniServers.set(ns, server);
+    }
+    const wantedPods = new Map(
+      [...(state?.pods ?? []), ...(state?.externals ?? [])].map((p) => [
+        `${p.cluster}/${p.namespace}/${p.name}`,
+        p,
+      ]),
+    );
+    if (role !== "workloads") wantedPods.clear();
+    for (const key of responders.keys()) if (!wantedPods.has(key)) await responders.close(key);
+    skipped = [];
+    for (const [key, pod] of wantedPods) {
+      if (!existsSync(pod.netns)) continue;
+      const result = await responders.open({
+        key,
+        namespace: pod.namespace,
+        name: pod.name,
+        netnsPath: pod.netns,
+        ports: pod.ports,
+      });
+      for (const s of (result as { skipped?: string[] } | undefined)?.skipped ?? [])
+        skipped.push(`${key}: ${s}`);
+    }
+    return status();
+  }
+
+  function status(): AgentStatus {
+    let sockets = 0;
+    for (const key of responders.keys()) sockets += responders.listening(key).length;
+    return {
+      pid: process.pid,
+      nodes: [...cniServers.keys()],
+      pods: responders.keys().length,
+      sockets,
+      skipped,
+      rssBytes: process.memoryUsage.rss(),
+    };
+  }
+
+  const sockPath = agentSocketPath(lab, role);
+  if (existsSync(sockPath)) unlinkSync(sockPath);
+  let queue: Promise<unknown> = Promise.resolve();
+  const control = createServer((conn) => {
+    let buf = "";
+    conn.on("error", () => conn.destroy());
+    conn.on("data", (chunk) => {
+      buf += chunk;
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+        // One request at a time: a sync must not interleave with another.
+        queue = queue.then(async () => {
+          let reply: unknown;
+          try {
+            const req = JSON.parse(line) as Request;
+            if (req.op === "ping") reply = { ok: true, pid: process.pid };
+            else if (req.op === "sync") reply = { ok: true, status: await sync() };
+            else if (req.op === "status") reply = { ok: true, status: status() };
+            else if (req.op === "stop") {
+              conn.end(`${JSON.stringify({ ok: true })}\n`);
+              shutdown();
+              return;
+            } else reply = { ok: false, error: `unknown op in ${line}` };
+          } catch (e) {
+            reply = { ok: false, error: (e as Error).message };
+            log(`control: ${(e as Error).message}`);
+          }
+          if (!conn.destroyed) conn.write(`${JSON.stringify(reply)}\n`);
+        });
+      }
+    });
+  });
+
+  function shutdown(): void {
+    void responders.closeAll();
+    for (const s of cniServers.values()) s.close();
+    control.close();
+    try {
+      unlinkSync(sockPath);
+      if (readFileSync(agentPidPath(lab, role), "utf8").trim() === String(process.pid))
+        unlinkSync(agentPidPath(lab, role));
+    } catch {}
+    log("stopped");
+    setImmediate(() => process.exit(0));
+  }
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
+
+  await new Promise<void>((resolve, reject) => {
+    control.once("error", reject);
+    control.listen(sockPath, () => resolve());
+  });
+  writeFileSync(agentPidPath(lab, role), `${process.pid}\n`);
+  log(`${role} agent ${process.pid} for lab ${lab} listening on ${sockPath}`);
+  await sync();
+}
+
+/** Sends one request to a lab's agent; rejects when none answers within `timeoutMs`. */
+export function agentRequest<T = unknown>(
+  lab: string,
+  role: AgentRole,
+  req: Request,
+  timeoutMs = 60_000,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const conn = createConnection(agentSocketPath(lab, role));
+    let buf = "";
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new Error(`the ${role} agent of lab ${lab} did not answer ${req.op} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    conn.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    conn.on("data", (c) => {
+      buf += c;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      clearTimeout(timer);
+      conn.end();
+      const reply = JSON.parse(buf.slice(0, nl)) as { ok: boolean; error?: string } & T;
+      if (reply.ok) resolve(reply);
+      else reject(new Error(`agent: ${reply.error}`));
+    });
+    conn.write(`${JSON.stringify(req)}\n`);
+  });
+}
+
+/** The PID of the lab's agent when one runs (and is really ours: its command line names the lab). */
+export function runningAgentPid(lab: string, role: AgentRole): number | undefined {
+  try {
+    const pid = Number(readFileSync(agentPidPath(lab, role), "utf8").trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const i = cmdline.indexOf("--name");
+    const r = cmdline.indexOf("--role");
+    return cmdline.includes("agent") && cmdline[i + 1] === lab && cmdline[r + 1] === role ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}

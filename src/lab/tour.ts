@@ -1,0 +1,249 @@
+/**
+ * The quick-start tour (`npm run demo`, `podnet lab tour`): builds the quick-start cluster twice, routed
+ * then VXLAN, and shows with real packets what the Kubernetes network model promises and what each
+ * fabric changes. Every claim it prints is a probe or a kernel listing made just before.
+ */
+import { spawnSync } from "node:child_process";
+import type { Source } from "../api/source.js";
+import { labDown, labUp } from "./lab.js";
+import { listNamespaces } from "./kernel.js";
+import { labPrefix, netnsNames } from "./names.js";
+import { probe } from "./probe.js";
+import { objectsOf, readLabState, type AppliedPod } from "./store.js";
+import type { Progress } from "./converge.js";
+
+export interface TourOptions {
+  lab: string;
+  sources: Source[];
+  write: (text: string) => void;
+}
+
+function inNs(ns: string, cmd: string, args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { encoding: "utf8", timeout: 10_000 });
+  return { ok: r.status === 0, out: `${r.stdout ?? ""}${r.stderr ?? ""}`.trim() };
+}
+
+/** The sources with the Cluster's fabric replaced (the tour's second half). */
+function withFabric(sources: Source[], fabric: Record<string, unknown>): Source[] {
+  const objects = objectsOf(sources, []);
+  const items = objects.map((o) => {
+    if (o.value.kind !== "Cluster") return o.value;
+    const v = structuredClone(o.value) as { spec?: Record<string, unknown> };
+    v.spec = { ...(v.spec ?? {}), fabric };
+    return v;
+  });
+  return [
+    {
+      file: `${sources[0]?.file ?? "tour"} (fabric ${String(fabric.mode)})`,
+      text: JSON.stringify({ apiVersion: "v1", kind: "List", items }),
+    },
+  ];
+}
+
+export async function runTour(options: TourOptions): Promise<{ checks: number; failed: string[] }> {
+  const { lab, write } = options;
+  const failed: string[] = [];
+  let checks = 0;
+  const say = (text: string) => write(`${text}\n`);
+  const step = (title: string) => say(`\n── ${title}`);
+  const progress: Progress = (phase, detail, ms) =>
+    say(`   ✓ ${phase.padEnd(11)} ${detail} (${ms.toFixed(0)} ms)`);
+  const expect = (what: string, ok: boolean, detail: string) => {
+    checks++;
+    if (!ok) failed.push(what);
+    say(`   ${ok ? "✔" : "✘"} ${what}${detail ? `: ${detail}` : ""}`);
+  };
+
+  const probeShow = async (
+    what: string,
+    fromNs: string,
+    fromLabel: string,
+    ip: string,
+    port: number,
+    want: "connected" | "blocked",
+  ) => {
+    const r = await probe({
+      fromNetns: `/run/netns/${fromNs}`,
+      host: ip,
+      port,
+      protocol: "TCP",
+      timeoutMs: 1000,
+    });
+    const seen = r.answer ? `answer "${r.answer}"` : (r.reason ?? "");
+    expect(
+      what,
+      r.outcome === want,
+      `${fromLabel} → ${ip}:${port} ${r.outcome} in ${r.latencyMs.toFixed(2)} ms${seen ? `, ${seen}` : ""}`,
+    );
+    return r;
+  };
+
+  for (const mode of ["routed", "vxlan"] as const) {
+    const sources =
+      mode === "routed"
+        ? withFabric(options.sources, { mode: "routed", advertiseToRouter: true })
+        : withFabric(options.sources, { mode: "vxlan" });
+    step(`Bring up the quick-start cluster with the ${mode} fabric (podnet lab up)`);
+    try {
+      await tourOneFabric(mode, await labUp({ lab, progress }, sources));
+    } finally {
+      // Torn down also when a step threw: the tour leaves nothing behind.
+      if (readLabState(lab)) {
+        step("Tear down (podnet lab down)");
+        const down = await labDown({ lab });
+        const left = listNamespaces(labPrefix(lab));
+        expect(
+          "nothing left behind",
+          left.length === 0,
+          `${down.namespaces} namespaces deleted, ${left.length} left`,
+        );
+      }
+    }
+  }
+  say(
+    `\n${checks - failed.length}/${checks} checks passed${failed.length ? `; failed: ${failed.join("; ")}` : ""}`,
+  );
+  return { checks, failed };
+
+  async function tourOneFabric(
+    mode: "routed" | "vxlan",
+    up: Awaited<ReturnType<typeof labUp>>,
+  ): Promise<void> {
+    const state = readLabState(lab);
+    const cluster = state?.plan?.clusters[0];
+    if (!state || !cluster) throw new Error("the lab has no cluster");
+    const pods = up.state.pods.filter((p) => !p.hostNetwork);
+    for (const n of cluster.nodes)
+      say(`   node ${n.name}: eth0 ${n.address}, pod block ${n.podCIDRs.join(", ")}`);
+    for (const p of pods)
+      say(
+        `   pod ${p.namespace}/${p.name} on ${p.node}: ${p.ips.join(", ")}${p.ports.length ? `, serving ${p.ports.map((x) => `${x.port}/${x.protocol}`).join(",")}` : ""}`,
+      );
+
+    const server = pods.find((p) => p.ports.length > 0) as AppliedPod;
+    const port = server.ports[0]?.port ?? 8080;
+    const sameNode = pods.find((p) => p !== server && p.node === server.node);
+    const otherNode = pods.find((p) => p.node !== server.node);
+    const nsOf = (p: AppliedPod) => p.netns.slice("/run/netns/".length);
+
+    if (mode === "routed" && sameNode) {
+      step("Pods on one node: veth pairs on the node's bridge cbr0, no routing, no NAT");
+      await probeShow(
+        "same-node pod to pod",
+        nsOf(sameNode),
+        `${sameNode.namespace}/${sameNode.name}`,
+        server.ips[0] as string,
+        port,
+        "connected",
+      );
+    }
+    if (otherNode) {
+      step(`Pods across nodes (${mode})`);
+      const nodeNs = netnsNames.node(lab, cluster.name, otherNode.node);
+      const routes = inNs(nodeNs, "ip", [
+        "route",
+        "show",
+        server.ips[0]?.replace(/\.\d+$/, ".0/24") ?? "",
+      ]).out;
+      say(`   ${otherNode.node}'s route to ${server.node}'s pod block: ${routes || "(none)"}`);
+      if (mode === "vxlan") {
+        const dev = inNs(nodeNs, "ip", ["-d", "link", "show", "vxlan0"]).out;
+        const vni = / id (\d+)/.exec(dev)?.[1];
+        const dstport = /dstport (\d+)/.exec(dev)?.[1];
+        const mtu = / mtu (\d+)/.exec(dev)?.[1];
+        say(
+          `   vxlan0: VNI ${vni}, UDP port ${dstport}, MTU ${mtu} = underlay ${cluster.fabric.underlayMTU} - 50 bytes of outer Ethernet/IP/UDP/VXLAN headers`,
+        );
+      }
+      const r = await probeShow(
+        "cross-node pod to pod, no NAT",
+        nsOf(otherNode),
+        `${otherNode.namespace}/${otherNode.name}`,
+        server.ips[0] as string,
+        port,
+        "connected",
+      );
+      expect(
+        "the server saw the client pod's own IP",
+        (r.answer ?? "").includes(` ${otherNode.ips[0]}:`),
+        `client ${otherNode.ips[0]}`,
+      );
+      const mtu = cluster.fabric.podMTU;
+      const big = mtu - 28;
+      const pass = inNs(nsOf(otherNode), "ping", [
+        "-c",
+        "1",
+        "-W",
+        "1",
+        "-M",
+        "do",
+        "-s",
+        String(big),
+        server.ips[0] as string,
+      ]);
+      const fail = inNs(nsOf(otherNode), "ping", [
+        "-c",
+        "1",
+        "-W",
+        "1",
+        "-M",
+        "do",
+        "-s",
+        String(big + 1),
+        server.ips[0] as string,
+      ]);
+      expect(`pod MTU ${mtu}: ${big} bytes of ICMP payload with DF pass`, pass.ok, "");
+      expect(
+        `${big + 1} bytes with DF do not`,
+        !fail.ok,
+        /message too long|mtu/i.exec(fail.out)?.[0] ?? "dropped",
+      );
+    }
+    const ext = cluster.externalHosts[0];
+    if (ext) {
+      const extNs = netnsNames.external(lab, cluster.name, ext.name);
+      const extPort =
+        (
+          state.objects.find((o) => o.value.kind === "ExternalHost")?.value as
+            | { spec?: { ports?: { port: number }[] } }
+            | undefined
+        )?.spec?.ports?.[0]?.port ?? 80;
+      step(`A pod reaches external host ${ext.name} (${ext.address}) through masquerade`);
+      const client = otherNode ?? server;
+      const r = await probeShow(
+        "pod to external host",
+        nsOf(client),
+        `${client.namespace}/${client.name}`,
+        ext.address,
+        extPort,
+        "connected",
+      );
+      const nodeAddr = cluster.nodes.find((n) => n.name === client.node)?.address ?? "";
+      expect(
+        "the external host saw the node's address, not the pod's",
+        (r.answer ?? "").includes(` ${nodeAddr}:`),
+        `node ${client.node} is ${nodeAddr}`,
+      );
+      step(
+        `The external host reaches pod IPs ${mode === "routed" ? "directly (the router holds routes to the pod blocks)" : "not at all (VXLAN: pods are not addressable from outside)"}`,
+      );
+      if (mode === "routed") {
+        const routes = inNs(netnsNames.underlay(lab, cluster.name), "ip", [
+          "route",
+          "show",
+          "proto",
+          "boot",
+        ]).out;
+        say(`   router: ${routes.split("\n").join("; ")}`);
+      }
+      await probeShow(
+        `external host to pod IP ${mode === "routed" ? "connects" : "is blocked"}`,
+        extNs,
+        `external/${ext.name}`,
+        server.ips[0] as string,
+        port,
+        mode === "routed" ? "connected" : "blocked",
+      );
+    }
+  }
+}
