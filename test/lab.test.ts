@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { agentRequest, runningAgentPid } from "../src/lab/agent.js";
 import { listNamespaces } from "../src/lab/kernel.js";
 import { type ChangeResult, labApply, labDelete, labDown, labLabel, labUp } from "../src/lab/lab.js";
@@ -15,6 +16,7 @@ import { type AppliedPod, readLabState } from "../src/lab/store.js";
 import { connectTcp } from "../src/linux/netns-native.js";
 
 const tag = randomBytes(3).toString("hex");
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
 function manifests(mode: "routed" | "vxlan"): string {
   const pod = (name: string, node: string, extra = "") => `---
@@ -98,12 +100,12 @@ function fabricSuite(mode: "routed" | "vxlan") {
     test("up attaches every pod through CNI and reports each phase", () => {
       assert.deepEqual(up.report.failures, []);
       assert.equal(up.report.podsAdded, 3);
-      assert.deepEqual(
-        up.state.pods.map((p) => `${p.name}@${p.node}`).sort(),
-        ["p1@n1", "p2@n1", "p3@n2"],
-      );
+      assert.deepEqual(up.state.pods.map((p) => `${p.name}@${p.node}`).sort(), ["p1@n1", "p2@n1", "p3@n2"]);
       for (const phase of ["namespaces", "network", "agents", "pods", "workloads"])
-        assert.ok(up.report.phases.some((p) => p.phase === phase), phase);
+        assert.ok(
+          up.report.phases.some((p) => p.phase === phase),
+          phase,
+        );
     });
 
     test("every pod reaches every pod; the responder sees the client pod's own IP (no NAT)", async () => {
@@ -120,7 +122,13 @@ function fabricSuite(mode: "routed" | "vxlan") {
     test("UDP ports answer too", async () => {
       const p1 = podOf(lab, "p1");
       const p3 = podOf(lab, "p3");
-      const r = await probe({ fromNetns: p3.netns, host: p1.ips[0] as string, port: 5353, protocol: "UDP", timeoutMs: 2000 });
+      const r = await probe({
+        fromNetns: p3.netns,
+        host: p1.ips[0] as string,
+        port: 5353,
+        protocol: "UDP",
+        timeoutMs: 2000,
+      });
       assert.equal(r.outcome, "connected", r.reason);
       assert.match(r.answer ?? "", new RegExp(`^a/p1 ${p3.ips[0]}:\\d+$`));
     });
@@ -134,7 +142,14 @@ function fabricSuite(mode: "routed" | "vxlan") {
 
     test("the IP a pod sees for itself is the one others see", () => {
       const p3 = podOf(lab, "p3");
-      const out = execIn(p3.netns.slice("/run/netns/".length), "ip", ["-j", "-4", "addr", "show", "dev", "eth0"]);
+      const out = execIn(p3.netns.slice("/run/netns/".length), "ip", [
+        "-j",
+        "-4",
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+      ]);
       const addrs = (JSON.parse(out.stdout) as { addr_info: { local: string }[] }[]).flatMap((l) =>
         l.addr_info.map((a) => a.local),
       );
@@ -149,7 +164,13 @@ function fabricSuite(mode: "routed" | "vxlan") {
       // Routed, the node's packets leave from eth0's address; VXLAN, from its VTEP address (as flannel's).
       const source = mode === "routed" ? n2?.address : n2?.podCIDRs[0]?.replace(/\/\d+$/, "");
       assert.match(r.answer ?? "", new RegExp(`^a/p1 ${source}:`));
-      const ping = execIn(p1.netns.slice("/run/netns/".length), "ping", ["-c", "1", "-W", "2", n2?.address ?? ""]);
+      const ping = execIn(p1.netns.slice("/run/netns/".length), "ping", [
+        "-c",
+        "1",
+        "-W",
+        "2",
+        n2?.address ?? "",
+      ]);
       assert.equal(ping.status, 0, ping.stdout + ping.stderr);
     });
 
@@ -207,22 +228,79 @@ spec:
         const r = await tcp(podOf(lab, "p1").netns, podOf(lab, "p4").ips[0] as string, 8080);
         assert.equal(r.outcome, "connected", r.reason);
 
-        const labelled = await labLabel({ lab }, { kind: "pod", name: "p1", namespace: "a", changes: ["tier=front"], overwrite: false });
+        const labelled = await labLabel(
+          { lab },
+          { kind: "pod", name: "p1", namespace: "a", changes: ["tier=front"], overwrite: false },
+        );
         assert.equal(labelled.report.podsAdded, 0);
-        const stored = readLabState(lab)?.objects.find((o) => o.key === "/Pod/a/p1")?.value as { metadata: { labels: Record<string, string> } };
+        const stored = readLabState(lab)?.objects.find((o) => o.key === "/Pod/a/p1")?.value as {
+          metadata: { labels: Record<string, string> };
+        };
         assert.equal(stored.metadata.labels.tier, "front");
 
         const netns = podOf(lab, "p4").netns;
         const deleted = await labDelete({ lab }, src(p4, "p4.yaml"));
         assert.equal(deleted.report.podsRemoved, 1);
-        assert.equal(readLabState(lab)?.pods.some((p) => p.name === "p4"), false);
+        assert.equal(
+          readLabState(lab)?.pods.some((p) => p.name === "p4"),
+          false,
+        );
         assert.equal(existsSync(netns), false);
+      });
+
+      test("--cni-exec: the runtime executes the installed plugins in the node, with the same result", async () => {
+        const p5 =
+          "apiVersion: v1\nkind: Pod\nmetadata: {name: p5, namespace: a}\nspec:\n  nodeName: n1\n  containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]\n";
+        const r = await labApply({ lab, cni: "exec" }, src(p5, "p5.yaml"));
+        assert.deepEqual(r.report.failures, []);
+        assert.equal(r.report.podsAdded, 1);
+        const probe5 = await tcp(podOf(lab, "p3").netns, podOf(lab, "p5").ips[0] as string, 8080);
+        assert.equal(probe5.outcome, "connected", probe5.reason);
+        const removed = await labDelete({ lab, cni: "exec" }, src(p5, "p5.yaml"));
+        assert.equal(removed.report.podsRemoved, 1);
+      });
+
+      test("the CLI: status, probe, matrix and exec on the running lab", () => {
+        const cli = (command: string, ...args: string[]) =>
+          spawnSync(process.execPath, [CLI, "lab", command, "--name", lab, ...args], {
+            encoding: "utf8",
+            timeout: 30_000,
+          });
+        const status = cli("status");
+        assert.equal(status.status, 0, status.stderr);
+        assert.match(status.stdout, /NAMESPACE\s+NAME\s+NODE\s+IP/);
+        assert.match(status.stdout, /a\s+p3\s+n2\s+10\.60\.\d+\.\d+\s+8080\/TCP\s+Running/);
+        const ok = cli("probe", "-n", "a", "p1", "p3", "8080", "-o", "json");
+        assert.equal(ok.status, 0, ok.stderr);
+        const json = JSON.parse(ok.stdout) as { outcome: string; answer: string };
+        assert.equal(json.outcome, "connected");
+        assert.match(json.answer, /^a\/p3 /);
+        const refused = cli("probe", "-n", "a", "p1", "p3", "8081");
+        assert.equal(refused.status, 2);
+        assert.match(refused.stdout, /^blocked\s+a\/p1 → a\/p3 .*\(refused\)/);
+        const unknown = cli("probe", "-n", "a", "p1", "nope", "80");
+        assert.equal(unknown.status, 1);
+        assert.match(unknown.stderr, /"nope" is not a pod in namespace a.*pods in a: p1, p2, p3/);
+        const matrix = cli("matrix", "--ports", "8080", "-o", "json");
+        assert.equal(matrix.status, 0, matrix.stderr);
+        const m = JSON.parse(matrix.stdout) as { results: { outcome: string }[] };
+        assert.equal(m.results.length, 9);
+        assert.ok(m.results.every((x) => x.outcome === "connected"));
+        const exec = cli("exec", "-n", "a", "p2", "--", "cat", "/sys/class/net/eth0/address");
+        assert.equal(exec.status, 0, exec.stderr);
+        assert.match(exec.stdout, /^([0-9a-f]{2}:){5}[0-9a-f]{2}\n$/);
       });
 
       test("bad manifests change nothing and name the file and line", async () => {
         const before = readLabState(lab);
         await assert.rejects(
-          labApply({ lab }, src("apiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: a}\nspec:\n  containers: [{name: c, image: x, ports: [{containerPort: 99999}]}]\n", "bad.yaml")),
+          labApply(
+            { lab },
+            src(
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: a}\nspec:\n  containers: [{name: c, image: x, ports: [{containerPort: 99999}]}]\n",
+              "bad.yaml",
+            ),
+          ),
           /bad\.yaml:5/,
         );
         assert.deepEqual(readLabState(lab)?.pods, before?.pods);
@@ -246,7 +324,8 @@ spec:
         const pid = runningAgentPid(lab, "node");
         assert.ok(pid);
         process.kill(pid, "SIGKILL");
-        for (let i = 0; i < 100 && runningAgentPid(lab, "node") !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+        for (let i = 0; i < 100 && runningAgentPid(lab, "node") !== undefined; i++)
+          await new Promise((r) => setTimeout(r, 10));
         const again = await labUp({ lab }, []);
         assert.equal(again.report.podsAdded, 0);
         assert.equal(again.report.podsKept, 3);
@@ -261,11 +340,14 @@ spec:
         const pid = runningAgentPid(lab, "workloads");
         assert.ok(pid);
         process.kill(pid, "SIGKILL");
-        for (let i = 0; i < 100 && runningAgentPid(lab, "workloads") !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+        for (let i = 0; i < 100 && runningAgentPid(lab, "workloads") !== undefined; i++)
+          await new Promise((r) => setTimeout(r, 10));
         await labUp({ lab }, []);
         const r = await tcp(podOf(lab, "p3").netns, podOf(lab, "p1").ips[0] as string, 8080);
         assert.equal(r.outcome, "connected", r.reason);
-        const status = await agentRequest<{ status: { sockets: number } }>(lab, "workloads", { op: "status" });
+        const status = await agentRequest<{ status: { sockets: number } }>(lab, "workloads", {
+          op: "status",
+        });
         assert.ok(status.status.sockets >= 5);
       });
 

@@ -40,6 +40,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Output piped into `head` and the like: a closed pipe ends the output, not the command with a stack trace.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 main(process.argv).then((code) => {
-  process.exitCode = code;
+  // A command may set its own exit code (probe: 2 when blocked); errors override it.
+  if (code !== 0 || process.exitCode === undefined) process.exitCode = code;
 });

@@ -19,7 +19,31 @@ import { CNI_SERVER_SOCKET } from "./spec.js";
 
 const PROTOCOL = "podnet-cni/1";
 
-const HANDLERS: Record<string, PluginHandlers> = { podnet: podnetHandlers, "podnet-ipam": ipamHandlers };
+export const HANDLERS: Record<string, PluginHandlers> = {
+  podnet: podnetHandlers,
+  "podnet-ipam": ipamHandlers,
+};
+
+/** The request a launcher sends (the inverse of parseRequest): only CNI_* variables cross. */
+export function formatRequest(
+  plugin: string,
+  env: Record<string, string | undefined>,
+  stdin: string,
+): string {
+  const vars = Object.entries(env)
+    .filter(([k, v]) => k.startsWith("CNI_") && v !== undefined)
+    .map(([k, v]) => `${k}=${v}\n`)
+    .join("");
+  return `${PROTOCOL} ${plugin}\n${vars}\n${stdin}`;
+}
+
+/** Splits a reply into exit code and stdout; undefined when it is not one. */
+export function parseReply(text: string): { exitCode: number; stdout: string } | undefined {
+  const nl = text.indexOf("\n");
+  const code = Number(text.slice(0, nl));
+  if (nl < 0 || !Number.isInteger(code)) return undefined;
+  return { exitCode: code, stdout: text.slice(nl + 1) };
+}
 
 /** Splits a request into plugin name, CNI_* environment and stdin. Exported for tests. */
 export function parseRequest(text: string): { plugin: string; env: NodeJS.ProcessEnv; stdin: string } {
@@ -45,7 +69,10 @@ export interface CniServerOptions {
 }
 
 /** Answers one request (the text a launcher sent); the reply, or undefined when it is not a CNI request. */
-export async function answerCniRequest(text: string, log: (line: string) => void): Promise<string | undefined> {
+export async function answerCniRequest(
+  text: string,
+  log: (line: string) => void,
+): Promise<string | undefined> {
   try {
     const req = parseRequest(text);
     const handlers = HANDLERS[req.plugin];

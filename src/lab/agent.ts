@@ -15,8 +15,10 @@ import { existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Server } from "node:net";
 import { serveCniRequests } from "../cni/server.js";
 import { CNI_SERVER_SOCKET } from "../cni/spec.js";
-import { useNetnsSwitcher, runInNetnsContext } from "../linux/netns-context.js";
+import { useAsyncSpawner } from "../linux/exec.js";
+import { runInNetnsContext, useNetnsSwitcher } from "../linux/netns-context.js";
 import { listenUnixAbstract, withNetns } from "../linux/netns-native.js";
+import { SpawnPool } from "../linux/spawn-pool.js";
 import { labDir, netnsNames, netnsPath } from "./names.js";
 import { ResponderHost } from "./responder.js";
 import { readLabState } from "./store.js";
@@ -46,6 +48,12 @@ type Request = { op: "ping" } | { op: "sync" } | { op: "status" } | { op: "stop"
 /** Runs the agent until told to stop. */
 export async function runAgent(lab: string, role: AgentRole, log: (line: string) => void): Promise<void> {
   useNetnsSwitcher(withNetns);
+  if (role === "node") {
+    // CNI calls start ip/nft from two spawning threads with posix_spawn: a Node fork costs ~5 ms of this
+    // thread at the agent's size, which serialised 1,000 ADDs behind it.
+    const pool = new SpawnPool(2);
+    useAsyncSpawner((req) => pool.run(req));
+  }
   const responders = new ResponderHost();
   const cniServers = new Map<string, Server>();
   let skipped: string[] = [];

@@ -7,12 +7,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import type { DesiredState, Pod } from "../api/types.js";
 import { installPlugins } from "../cni/install.js";
-import { CniRuntime, type ExecPlugin } from "../cni/runtime/index.js";
+import { CniRuntime } from "../cni/runtime/index.js";
 import type { NetworkConfigList, Result } from "../cni/spec.js";
-import { spawnInNetns, withNetns } from "../linux/netns-native.js";
+import { withNetns } from "../linux/netns-native.js";
 import { ensureSysctl } from "../linux/sysctl.js";
 import type { AddressPlan, ClusterPlan } from "../plan/types.js";
 import { agentRequest } from "./agent.js";
+import { type CniExecMode, execInNode, viaNodeAgent } from "./cni-exec.js";
 import { applyNamespace, applyRootLines, deleteNamespaces, listNamespaces } from "./kernel.js";
 import { labDir, labPrefix, netnsNames, netnsPath, podContainerId } from "./names.js";
 import type { AppliedPod, LabState } from "./store.js";
@@ -71,37 +72,13 @@ function samePlacement(a: AppliedPod, b: AppliedPod): boolean {
   );
 }
 
-/** The executor of the lab's CNI runtime: the installed plugin, started inside the node's namespace. */
-const execInNode: ExecPlugin = (req) =>
-  new Promise((resolve, reject) => {
-    const child = spawnInNetns(req.netns ?? "/proc/self/ns/net", req.path, [], {
-      env: req.env,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on("data", (b: Buffer) => out.push(b));
-    child.stderr?.on("data", (b: Buffer) => err.push(b));
-    child.stdin?.on("error", () => {});
-    child.on("error", reject);
-    child.on("close", (exitCode, signal) =>
-      resolve({
-        exitCode,
-        signal,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-      }),
-    );
-    child.stdin?.end(req.stdin);
-  });
-
 interface NodeCni {
   runtime: CniRuntime;
   list: NetworkConfigList;
 }
 
 /** The CNI runtime and network configuration of every node (one runtime per node: it runs plugins there). */
-function nodeRuntimes(lab: string, plan: AddressPlan): Map<string, NodeCni> {
+function nodeRuntimes(lab: string, plan: AddressPlan, mode: CniExecMode): Map<string, NodeCni> {
   const dir = labDir(lab);
   const binDir = `${dir}/cni/bin`;
   installPlugins(binDir);
@@ -117,7 +94,7 @@ function nodeRuntimes(lab: string, plan: AddressPlan): Map<string, NodeCni> {
         binDirs: [binDir, "/usr/lib/cni"],
         cacheDir: `${nodeDir}/cache`,
         pluginNetns: netnsPath(netnsNames.node(lab, cluster.name, node.name)),
-        execPlugin: execInNode,
+        execPlugin: mode === "exec" ? execInNode : viaNodeAgent,
       });
       out.set(`${cluster.name}/${node.name}`, { runtime, list });
     }
@@ -143,6 +120,7 @@ export async function converge(
   state: LabState,
   ensureAgent: () => Promise<void>,
   progress: Progress = () => {},
+  cniMode: CniExecMode = "agent",
 ): Promise<{ state: LabState; report: ConvergeReport }> {
   const report: ConvergeReport = {
     phases: [],
@@ -172,9 +150,9 @@ export async function converge(
     const w = cluster && wantedPod(lab, pod, cluster);
     if (w) wanted.set(podKey(w), w);
   }
-  const runtimes = nodeRuntimes(lab, plan);
+  const runtimes = nodeRuntimes(lab, plan, cniMode);
   const previous = state.plan;
-  const oldRuntimes = previous ? nodeRuntimes(lab, previous) : runtimes;
+  const oldRuntimes = previous ? nodeRuntimes(lab, previous, cniMode) : runtimes;
 
   // 1. Pods that go (deleted, moved, re-addressed, or their namespace vanished): CNI DEL, then the namespace.
   const kept: AppliedPod[] = [];

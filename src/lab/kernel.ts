@@ -6,8 +6,8 @@
 import { readdirSync } from "node:fs";
 import { run } from "../linux/exec.js";
 import { ipBatchForce } from "../linux/ip.js";
-import { nftApply } from "../linux/nft.js";
 import { withNetns } from "../linux/netns-native.js";
+import { nftApply } from "../linux/nft.js";
 import { ensureSysctl } from "../linux/sysctl.js";
 import { netnsPath } from "./names.js";
 import type { NamespacePlan } from "./topology.js";

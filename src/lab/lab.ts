@@ -6,11 +6,13 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { hasErrors, InvalidInputError, type Diagnostic } from "../api/diagnostics.js";
+import { type Diagnostic, hasErrors, InvalidInputError } from "../api/diagnostics.js";
 import { loadManifestSources } from "../api/index.js";
 import type { Source } from "../api/source.js";
 import type { DesiredState } from "../api/types.js";
 import { withLock } from "../linux/lockfile.js";
+import { useNetnsSwitcher } from "../linux/netns-context.js";
+import { withNetns } from "../linux/netns-native.js";
 import { planAddresses } from "../plan/index.js";
 import type { AddressPlan } from "../plan/types.js";
 import {
@@ -21,6 +23,7 @@ import {
   agentSocketPath,
   runningAgentPid,
 } from "./agent.js";
+import type { CniExecMode } from "./cni-exec.js";
 import { type ConvergeReport, converge, type Progress } from "./converge.js";
 import { deleteNamespaces, listNamespaces } from "./kernel.js";
 import { labDir, labNameProblem, labPrefix } from "./names.js";
@@ -32,8 +35,10 @@ import {
   readLabState,
   type StoredObject,
   storeSource,
-  writeLabState,
 } from "./store.js";
+
+// The lab starts commands right inside its namespaces (no `ip -n`, no nsenter): see netns-context.ts.
+useNetnsSwitcher(withNetns);
 
 export class LabError extends Error {
   constructor(message: string) {
@@ -44,6 +49,8 @@ export class LabError extends Error {
 
 export interface LabOptions {
   lab: string;
+  /** How pods' CNI calls run: through the node agent (default) or by executing the installed plugins. */
+  cni?: CniExecMode;
   progress?: Progress;
   verbose?: boolean;
 }
@@ -99,6 +106,8 @@ async function ensureAgent(lab: string, role: AgentRole): Promise<void> {
   const child = spawn(process.execPath, [main, "lab", "agent", "--name", lab, "--role", role], {
     detached: true,
     stdio: ["ignore", log, log],
+    // The agents make no TLS connection: extra CA certificates would only slow their start.
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: undefined },
   });
   child.unref();
   const deadline = Date.now() + 20_000;
@@ -149,6 +158,7 @@ async function change(
       { ...state, objects: merged },
       () => ensureAgents(lab),
       options.progress,
+      options.cni,
     );
     return { report: result.report, state: result.state, diagnostics: [...diagnostics, ...plan.diagnostics] };
   });

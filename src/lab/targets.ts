@@ -89,7 +89,7 @@ export function resolveEndpoint(
   const svcNs = parts[1] ?? namespace;
   for (const c of clusters) {
     const s = c.services.find((x) => x.name === svcName && x.namespace === svcNs);
-    if (s && s.clusterIPs.length)
+    if (s?.clusterIPs.length)
       return {
         label: `service/${s.namespace}/${s.name}`,
         kind: "service",
@@ -97,7 +97,10 @@ export function resolveEndpoint(
         ips: s.clusterIPs,
       };
   }
-  const inNs = state.pods.filter((p) => p.namespace === ns).map((p) => p.name);
+  const inNs = state.pods
+    .filter((p) => p.namespace === ns)
+    .map((p) => p.name)
+    .sort();
   throw new TargetError(
     `"${text}" is not a pod in namespace ${ns}${options.allowIp === false ? "" : ", an IP address"}, node/NAME, external/NAME or a service of lab ${lab}` +
       (inNs.length

@@ -23,7 +23,10 @@ metadata: {name: web}
 spec: {ports: [{port: 80}]}
 ${extra}`;
   const loaded = loadManifestText(yaml, "c.yaml");
-  assert.deepEqual(loaded.diagnostics.filter((d) => d.severity === "error"), []);
+  assert.deepEqual(
+    loaded.diagnostics.filter((d) => d.severity === "error"),
+    [],
+  );
   return planAddresses(loaded.state).clusters[0] as ClusterPlan;
 }
 
@@ -41,11 +44,18 @@ test("routed with advertiseToRouter: underlay, two nodes, one external host; rou
   );
   // Every link is created directly inside the lab's namespaces: nothing in the root namespace.
   assert.equal(t.links.length, 3);
-  for (const l of t.links) assert.match(l, /^link add \S+ mtu 1500 netns pn\.lab\.c\.underlay type veth peer name eth0 mtu 1500 netns pn\.lab\.c\./);
+  for (const l of t.links)
+    assert.match(
+      l,
+      /^link add \S+ mtu 1500 netns pn\.lab\.c\.underlay type veth peer name eth0 mtu 1500 netns pn\.lab\.c\./,
+    );
   const underlay = t.namespaces[0];
   assert.ok(underlay?.ip.includes("addr replace 172.18.0.1/24 dev sw0"));
   const routes = underlay?.ip.filter((l) => l.startsWith("route replace")) ?? [];
-  assert.deepEqual(routes, c.nodes.map((n) => `route replace ${n.podCIDRs[0]} via ${n.address} dev sw0`));
+  assert.deepEqual(
+    routes,
+    c.nodes.map((n) => `route replace ${n.podCIDRs[0]} via ${n.address} dev sw0`),
+  );
   // No default route anywhere in the underlay: nothing leaves the lab.
   assert.ok(!underlay?.ip.some((l) => l.includes("default")));
   const node = t.namespaces[1];
@@ -65,7 +75,11 @@ test("routed without advertiseToRouter and vxlan: the router knows no pod block"
 test("vxlan: each node gets the device, its peers' neighbours, FDB entries and routes", () => {
   const c = cluster("{mode: vxlan, vni: 42, port: 8472}");
   const node = planTopology("lab", c).namespaces[1];
-  assert.ok(node?.ip.some((l) => /^link add vxlan0 type vxlan id 42 dstport 8472 local 172\.18\.0\.\d+ dev eth0 nolearning$/.test(l)));
+  assert.ok(
+    node?.ip.some((l) =>
+      /^link add vxlan0 type vxlan id 42 dstport 8472 local 172\.18\.0\.\d+ dev eth0 nolearning$/.test(l),
+    ),
+  );
   assert.ok(node?.ip.some((l) => l.includes("mtu 1450")));
   assert.equal(node?.bridge.length, 1);
   assert.equal(c.fabric.podMTU, 1450);
@@ -74,16 +88,27 @@ test("vxlan: each node gets the device, its peers' neighbours, FDB entries and r
 test("masquerade: pod sources to anything outside the pod, service and node ranges", () => {
   const c = cluster("{mode: routed}");
   const rules = masqueradeRuleset(c);
-  assert.match(rules, /ip saddr \{ 10\.244\.0\.0\/16 \} ip daddr != \{ 10\.244\.0\.0\/16, 10\.96\.0\.0\/12, 172\.18\.0\.0\/24 \} oifname "eth0" masquerade/);
+  assert.match(
+    rules,
+    /ip saddr \{ 10\.244\.0\.0\/16 \} ip daddr != \{ 10\.244\.0\.0\/16, 10\.96\.0\.0\/12, 172\.18\.0\.0\/24 \} oifname "eth0" masquerade/,
+  );
   assert.doesNotMatch(rules, /ip6/);
-  assert.equal(planTopology("lab", cluster("{mode: routed, masquerade: false}")).namespaces[1]?.nft, undefined);
+  assert.equal(
+    planTopology("lab", cluster("{mode: routed, masquerade: false}")).namespaces[1]?.nft,
+    undefined,
+  );
 });
 
 test("the node's CNI configuration: podnet + podnet-ipam on the node's block, the fabric's MTU, ips capability", () => {
   const c = cluster("{mode: vxlan}");
   const node = c.nodes[0];
   const list = nodeConfList(c, node?.name ?? "", "/run/x/ipam") as { plugins: Record<string, unknown>[] };
-  const plugin = list.plugins[0] as { type: string; mtu: number; capabilities: unknown; ipam: { ranges: unknown } };
+  const plugin = list.plugins[0] as {
+    type: string;
+    mtu: number;
+    capabilities: unknown;
+    ipam: { ranges: unknown };
+  };
   assert.equal(plugin.type, "podnet");
   assert.equal(plugin.mtu, 1450);
   assert.deepEqual(plugin.capabilities, { ips: true });

@@ -5,12 +5,12 @@
  */
 import { spawnSync } from "node:child_process";
 import type { Source } from "../api/source.js";
-import { labDown, labUp } from "./lab.js";
+import type { Progress } from "./converge.js";
 import { listNamespaces } from "./kernel.js";
+import { labDown, labUp } from "./lab.js";
 import { labPrefix, netnsNames } from "./names.js";
 import { probe } from "./probe.js";
-import { objectsOf, readLabState, type AppliedPod } from "./store.js";
-import type { Progress } from "./converge.js";
+import { type AppliedPod, objectsOf, readLabState } from "./store.js";
 
 export interface TourOptions {
   lab: string;

@@ -5,7 +5,7 @@
 // spawnSync, which blocks the event loop but starts the first child ~4 ms sooner than spawn (no stream
 // machinery to initialise). Long-running processes keep the default, asynchronous spawn.
 import { spawn, spawnSync } from "node:child_process";
-import { inContextNetns } from "./netns-context.js";
+import { contextNetns, inNetns } from "./netns-context.js";
 
 export interface ExecOptions {
   /** Written to the command's stdin, which is then closed. */
@@ -18,9 +18,49 @@ export interface ExecOptions {
   allowFailure?: boolean;
   /** Run with spawnSync (blocking); default: see preferSynchronousExec. */
   sync?: boolean;
+  /** Start the command inside this network namespace (path); needs a namespace switcher
+   * (netns-context.ts). Without the option: the current context's namespace. */
+  netns?: string;
 }
 
 let syncByDefault = false;
+
+/** A replacement for spawnSync (netns-native.ts's spawnSyncLight: posix_spawn, cheap in a big process). */
+export type SyncSpawner = (
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number },
+) => {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+};
+
+let syncSpawner: SyncSpawner | undefined;
+
+/** A replacement for spawn: runs the command elsewhere (spawn-pool.ts) and resolves when it ends. */
+export type AsyncSpawner = (request: {
+  command: string;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+  netns?: string;
+}) => Promise<ReturnType<SyncSpawner>>;
+
+let asyncSpawner: AsyncSpawner | undefined;
+
+/** Makes non-blocking runs use `spawner` (the lab's node agent: a pool of spawning threads). */
+export function useAsyncSpawner(spawner: AsyncSpawner | undefined): void {
+  asyncSpawner = spawner;
+}
+
+/** Makes blocking runs use `spawner` (long-running processes that exec a lot: the lab's node agent). */
+export function useSyncSpawner(spawner: SyncSpawner | undefined): void {
+  syncSpawner = spawner;
+}
 
 /** Makes run() use spawnSync unless told otherwise: for one-shot processes that do nothing concurrently. */
 export function preferSynchronousExec(on = true): void {
@@ -70,7 +110,8 @@ function runSync(
   options: ExecOptions,
   timeoutMs: number,
 ): Promise<ExecResult> {
-  const r = inContextNetns(() =>
+  if (syncSpawner) return runLight(syncSpawner, command, args, options, timeoutMs);
+  const r = inNetns(options.netns, () =>
     spawnSync(command, args, {
       env: options.env ?? process.env,
       input: options.input ?? "",
@@ -97,6 +138,45 @@ function runSync(
   return Promise.reject(new ExecError(command, args, result, describeFailure(result, false, timeoutMs)));
 }
 
+function runLight(
+  spawner: SyncSpawner,
+  command: string,
+  args: readonly string[],
+  options: ExecOptions,
+  timeoutMs: number,
+): Promise<ExecResult> {
+  let r: ReturnType<SyncSpawner>;
+  try {
+    r = inNetns(options.netns, () =>
+      spawner(command, args, { env: options.env ?? process.env, input: options.input, timeoutMs }),
+    );
+  } catch (e) {
+    const result: ExecResult = { stdout: "", stderr: "", code: null, signal: null };
+    const hint =
+      (e as NodeJS.ErrnoException).code === "ENOENT" ? " (not found in PATH; is it installed?)" : "";
+    return Promise.reject(
+      new ExecError(command, args, result, `could not start: ${(e as Error).message}${hint}`),
+    );
+  }
+  try {
+    return Promise.resolve(settleLight(r, command, args, options, timeoutMs));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function settleLight(
+  r: ReturnType<SyncSpawner>,
+  command: string,
+  args: readonly string[],
+  options: ExecOptions,
+  timeoutMs: number,
+): ExecResult {
+  const result: ExecResult = { stdout: r.stdout, stderr: r.stderr, code: r.status, signal: r.signal };
+  if (result.code === 0 || (options.allowFailure && !r.timedOut && result.code !== null)) return result;
+  throw new ExecError(command, args, result, describeFailure(result, r.timedOut, timeoutMs));
+}
+
 /** Runs `command args…`; resolves with its output when it exits 0. */
 export function run(
   command: string,
@@ -105,10 +185,29 @@ export function run(
 ): Promise<ExecResult> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (options.sync ?? syncByDefault) return runSync(command, args, options, timeoutMs);
+  if (asyncSpawner) {
+    const spawner = asyncSpawner;
+    const netns = options.netns ?? contextNetns();
+    return spawner({
+      command,
+      args,
+      env: options.env ?? process.env,
+      input: options.input,
+      timeoutMs,
+      netns,
+    }).then(
+      (r) => settleLight(r, command, args, options, timeoutMs),
+      (e: NodeJS.ErrnoException) => {
+        const result: ExecResult = { stdout: "", stderr: "", code: null, signal: null };
+        const hint = e.code === "ENOENT" ? " (not found in PATH; is it installed?)" : "";
+        throw new ExecError(command, args, result, `could not start: ${e.message}${hint}`);
+      },
+    );
+  }
   return new Promise((resolve, reject) => {
     let child: ReturnType<typeof spawn>;
     try {
-      child = inContextNetns(() =>
+      child = inNetns(options.netns, () =>
         spawn(command, args, { env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] }),
       );
     } catch (e) {

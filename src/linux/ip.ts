@@ -1,7 +1,8 @@
 // iproute2 in batches: many `ip` commands in one process (`ip -batch -`), optionally inside a network
 // namespace given by path (`nsenter --net=PATH`). Without `-force` the first failing line stops the batch;
 // IpBatchError names that line and the kernel's answer. `ip -j` output is parsed as JSON.
-import { ExecError, run } from "./exec.js";
+import { ExecError, type ExecOptions, run } from "./exec.js";
+import { hasNetnsSwitcher } from "./netns-context.js";
 
 export interface IpOptions {
   /** Run inside this network namespace (a path such as /run/netns/x or /proc/PID/ns/net). */
@@ -49,11 +50,13 @@ export function netnsName(path: string): string | undefined {
   return /^\/(?:var\/)?run\/netns\/([^/]+)$/.exec(path)?.[1];
 }
 
-function commandFor(args: string[], netns: string | undefined): [string, string[]] {
-  if (netns === undefined) return ["ip", args];
+function commandFor(args: string[], netns: string | undefined): [string, string[], ExecOptions] {
+  if (netns === undefined) return ["ip", args, {}];
+  // A process that can switch namespaces starts ip right inside (see netns-context.ts).
+  if (hasNetnsSwitcher()) return ["ip", args, { netns }];
   // `ip -n NAME` saves starting nsenter (~1.5 ms a call).
   const name = netnsName(netns);
-  return name ? ["ip", ["-n", name, ...args]] : ["nsenter", [`--net=${netns}`, "ip", ...args]];
+  return name ? ["ip", ["-n", name, ...args], {}] : ["nsenter", [`--net=${netns}`, "ip", ...args], {}];
 }
 
 const FAILED_LINE = /^Command failed -:(\d+)\s*$/m;
@@ -68,9 +71,13 @@ export async function ipBatch(lines: readonly string[], options: IpOptions = {})
     if (/[\n\r]/.test(l)) throw new Error(`ip batch line contains a line break: ${JSON.stringify(l)}`);
   }
   const args = [...(options.json ? ["-j"] : []), "-batch", "-"];
-  const [cmd, argv] = commandFor(args, options.netns);
+  const [cmd, argv, where] = commandFor(args, options.netns);
   try {
-    const r = await run(cmd, argv, { input: `${lines.join("\n")}\n`, timeoutMs: options.timeoutMs });
+    const r = await run(cmd, argv, {
+      ...where,
+      input: `${lines.join("\n")}\n`,
+      timeoutMs: options.timeoutMs,
+    });
     return r.stdout;
   } catch (e) {
     if (!(e instanceof ExecError)) throw e;
@@ -93,8 +100,8 @@ export async function ipBatch(lines: readonly string[], options: IpOptions = {})
 
 /** Runs one `ip -j ARGS…` command and returns its parsed JSON output. */
 export async function ipJson<T = unknown>(args: readonly string[], options: IpOptions = {}): Promise<T> {
-  const [cmd, argv] = commandFor(["-j", ...args], options.netns);
-  const r = await run(cmd, argv, { timeoutMs: options.timeoutMs });
+  const [cmd, argv, where] = commandFor(["-j", ...args], options.netns);
+  const r = await run(cmd, argv, { ...where, timeoutMs: options.timeoutMs });
   const values = parseJsonValues(r.stdout);
   return (values[0] ?? []) as T;
 }
@@ -173,11 +180,12 @@ export async function ipBatchForce(
   options: IpOptions & { tool?: "ip" | "bridge" } = {},
 ): Promise<IpBatchFailure[]> {
   if (lines.length === 0) return [];
-  const [cmd0, argv0] = commandFor(["-force", "-batch", "-"], options.netns);
+  const [cmd0, argv0, where] = commandFor(["-force", "-batch", "-"], options.netns);
   const tool = options.tool ?? "ip";
   // commandFor builds `ip …`; the bridge tool takes the same -n/-force/-batch options.
   const [cmd, argv] = cmd0 === "ip" ? [tool, argv0] : [cmd0, argv0.map((a) => (a === "ip" ? tool : a))];
   const r = await run(cmd, argv, {
+    ...where,
     input: `${lines.join("\n")}\n`,
     timeoutMs: options.timeoutMs,
     allowFailure: true,

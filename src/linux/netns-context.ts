@@ -32,3 +32,19 @@ export function inContextNetns<T>(fn: () => T): T {
   const netns = context.getStore();
   return netns !== undefined && switcher ? switcher(netns, fn) : fn();
 }
+
+/** Whether a switcher is installed (then a command can start directly inside any namespace). */
+export function hasNetnsSwitcher(): boolean {
+  return switcher !== undefined;
+}
+
+/**
+ * Runs the synchronous step `fn` inside `netnsPath` when given (the switcher must be installed), else in
+ * the current context's namespace. Starting `ip` this way costs no `ip -n` (which copies the mount table:
+ * ~13 ms a call with 1,000 namespaces here) and no nsenter.
+ */
+export function inNetns<T>(netnsPath: string | undefined, fn: () => T): T {
+  if (netnsPath === undefined) return inContextNetns(fn);
+  if (!switcher) throw new Error("inNetns: no namespace switcher installed (useNetnsSwitcher)");
+  return switcher(netnsPath, fn);
+}

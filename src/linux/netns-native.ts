@@ -18,6 +18,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer, isIP, type Server, Socket, type SocketConstructorOpts } from "node:net";
+import { constants as osConstants } from "node:os";
 import { fileURLToPath } from "node:url";
 
 export type IpFamily = 4 | 6;
@@ -33,6 +34,12 @@ interface NetnsAddon {
     address: string,
     listen: boolean,
   ): number;
+  spawnSync(
+    argv: string[],
+    envp: string[],
+    stdin: string,
+    timeoutMs: number,
+  ): { status: number | null; signal: number | null; timedOut: boolean; stdout: string; stderr: string };
 }
 
 /** A failed step inside a namespace; `code` is the errno name (EADDRINUSE, ENOENT, ...) when there is one. */
@@ -281,4 +288,37 @@ export async function connectTcp(
       resolve(socket);
     });
   });
+}
+
+/** What a command run with `spawnSyncLight` did. */
+export interface LightSpawnResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to completion with posix_spawn (vfork-style) in the calling thread's namespace (wrap it
+ * in withNetns for another). Node's own spawn forks the whole process: ~3 ms a call at 50 MB of RSS and
+ * ~5-7 ms at 100 MB here, which made a node agent serving 1,000 CNI ADDs spend ~10 s forking; this
+ * costs the same at any size. Blocks until the command exits: for short commands (ip, nft).
+ */
+export function spawnSyncLight(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): LightSpawnResult {
+  const env = options.env ?? process.env;
+  const envp = Object.entries(env)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`);
+  const r = loadAddon().spawnSync([command, ...args], envp, options.input ?? "", options.timeoutMs ?? 30_000);
+  const signal =
+    r.signal === null
+      ? null
+      : ((Object.entries(osConstants.signals).find(([, n]) => n === r.signal)?.[0] ??
+          "SIGKILL") as NodeJS.Signals);
+  return { status: r.status, signal, timedOut: r.timedOut, stdout: r.stdout, stderr: r.stderr };
 }

@@ -1,6 +1,7 @@
 // nftables: apply a ruleset text atomically (`nft -f -`, one transaction), list as JSON, delete a
 // table if it exists. Optionally inside a network namespace given by path (`nsenter --net=PATH`).
-import { ExecError, run } from "./exec.js";
+import { ExecError, type ExecOptions, run } from "./exec.js";
+import { hasNetnsSwitcher } from "./netns-context.js";
 
 export interface NftOptions {
   /** Run inside this network namespace (a path such as /run/netns/x). */
@@ -27,14 +28,16 @@ export class NftError extends Error {
   }
 }
 
-function commandFor(args: string[], netns: string | undefined): [string, string[]] {
-  return netns === undefined ? ["nft", args] : ["nsenter", [`--net=${netns}`, "nft", ...args]];
+function commandFor(args: string[], netns: string | undefined): [string, string[], ExecOptions] {
+  if (netns === undefined) return ["nft", args, {}];
+  if (hasNetnsSwitcher()) return ["nft", args, { netns }];
+  return ["nsenter", [`--net=${netns}`, "nft", ...args], {}];
 }
 
 async function nft(args: string[], options: NftOptions, input?: string): Promise<string> {
-  const [cmd, argv] = commandFor(args, options.netns);
+  const [cmd, argv, where] = commandFor(args, options.netns);
   try {
-    const r = await run(cmd, argv, { input, timeoutMs: options.timeoutMs });
+    const r = await run(cmd, argv, { ...where, input, timeoutMs: options.timeoutMs });
     return r.stdout;
   } catch (e) {
     if (!(e instanceof ExecError)) throw e;

@@ -4,8 +4,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { type Command, Option } from "commander";
-import { readSources, type Source } from "../../api/source.js";
 import type { Diagnostic } from "../../api/diagnostics.js";
+import { readSources, type Source } from "../../api/source.js";
 import { type AgentRole, runAgent } from "../../lab/agent.js";
 import type { Progress } from "../../lab/converge.js";
 import {
@@ -22,8 +22,8 @@ import { formatMatrix } from "../../lab/matrix.js";
 import { DEFAULT_LAB, netnsPath } from "../../lab/names.js";
 import { type ProbeResult, probe, probeMany } from "../../lab/probe.js";
 import { readLabState } from "../../lab/store.js";
-import { runTour } from "../../lab/tour.js";
 import { type Endpoint, resolveEndpoint, TargetError } from "../../lab/targets.js";
+import { runTour } from "../../lab/tour.js";
 import {
   addFileOption,
   addOutputOption,
@@ -74,6 +74,7 @@ function wrapLabErrors<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 interface ChangeFlags {
+  cniExec?: boolean;
   filename: string[];
   name: string;
   verbose?: boolean;
@@ -87,14 +88,25 @@ function registerChange(
   run: typeof labUp,
   fileRequired: boolean,
 ): void {
-  const cmd = lab.command(name).description(description).option("-q, --quiet", "no progress lines");
+  const cmd = lab
+    .command(name)
+    .description(description)
+    .option("-q, --quiet", "no progress lines")
+    .option("--cni-exec", "run pods' CNI calls by executing the installed plugins in the node (slower)");
   addFileOption(cmd, fileRequired);
   addNameOption(cmd);
   cmd.action((flags: ChangeFlags) =>
     wrapLabErrors(async () => {
       const started = performance.now();
       const sources = flags.filename ? readFiles(flags.filename) : [];
-      const r = await run({ lab: flags.name, progress: flags.quiet ? undefined : progressLine }, sources);
+      const r = await run(
+        {
+          lab: flags.name,
+          progress: flags.quiet ? undefined : progressLine,
+          cni: flags.cniExec ? "exec" : "agent",
+        },
+        sources,
+      );
       printChange(name === "up" ? "is up" : name === "apply" ? "applied" : "deleted", flags.name, r, started);
     }),
   );
@@ -218,9 +230,7 @@ export function registerLabCommand(program: Command): void {
         const ext = data.clusters.flatMap((c) =>
           c.externalHosts.map((h) => `external/${h.name} ${h.address}`),
         );
-        return [`lab ${s.lab}`, agent, "", nodes, "", pods, ...(ext.length ? ["", ...ext] : [])].join(
-          "\n",
-        );
+        return [`lab ${s.lab}`, agent, "", nodes, "", pods, ...(ext.length ? ["", ...ext] : [])].join("\n");
       });
     }),
   );
@@ -400,12 +410,14 @@ export function registerLabCommand(program: Command): void {
   const agent = lab
     .command("agent", { hidden: true })
     .description("run one of a lab's agents (started by lab up)")
-    .addOption(new Option("--role <role>", "node or workloads").choices(["node", "workloads"]).makeOptionMandatory());
+    .addOption(
+      new Option("--role <role>", "node or workloads").choices(["node", "workloads"]).makeOptionMandatory(),
+    );
   addNameOption(agent);
   agent.action((flags: { name: string; role: AgentRole }) =>
-    runAgent(flags.name, flags.role, (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`)).then(
-      () => new Promise<void>(() => {}),
-    ),
+    runAgent(flags.name, flags.role, (line) =>
+      process.stdout.write(`${new Date().toISOString()} ${line}\n`),
+    ).then(() => new Promise<void>(() => {})),
   );
   void netnsPath;
 }

@@ -15,6 +15,7 @@ import {
   parseJsonValues,
 } from "../../linux/ip.js";
 import { deterministicMac, hostVethName } from "../../linux/names.js";
+import { inContextNetns } from "../../linux/netns-context.js";
 import { ensureSysctl } from "../../linux/sysctl.js";
 import { type CniRequest, type PluginHandlers, validAttachments } from "../skel.js";
 import { CniError, ErrorCode, type Interface, type Result } from "../spec.js";
@@ -49,7 +50,8 @@ interface BridgeState {
 }
 
 function bridgeState(name: string): BridgeState {
-  const entries = networkInterfaces()[name];
+  // getifaddrs answers for the calling thread's namespace: the node's, also in the lab's node agent.
+  const entries = inContextNetns(() => networkInterfaces())[name];
   if (!entries || entries.length === 0) return { exists: false, addresses: new Set() };
   const addresses = new Set<string>();
   for (const e of entries) {
