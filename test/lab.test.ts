@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { agentRequest, runningAgentPid } from "../src/lab/agent.js";
@@ -13,6 +13,7 @@ import { type ChangeResult, labApply, labDelete, labDown, labLabel, labUp } from
 import { labDir, labPrefix, netnsNames } from "../src/lab/names.js";
 import { probe } from "../src/lab/probe.js";
 import { type AppliedPod, readLabState } from "../src/lab/store.js";
+import { runTour } from "../src/lab/tour.js";
 import { connectTcp } from "../src/linux/netns-native.js";
 
 const tag = randomBytes(3).toString("hex");
@@ -383,3 +384,27 @@ spec:
 
 fabricSuite("routed");
 fabricSuite("vxlan");
+
+test("the quick-start tour passes every check it makes and leaves nothing behind", async () => {
+  const lab = `t${tag}q`;
+  const text = readFileSync(
+    fileURLToPath(new URL("../../examples/quickstart.yaml", import.meta.url)),
+    "utf8",
+  );
+  let out = "";
+  try {
+    const r = await runTour({
+      lab,
+      sources: src(text, "examples/quickstart.yaml"),
+      write: (t) => (out += t),
+    });
+    assert.deepEqual(r.failed, [], out);
+    assert.ok(r.checks >= 14, out);
+    assert.match(out, /external host to pod IP connects/);
+    assert.match(out, /external host to pod IP is blocked/);
+    assert.match(out, /MTU 1450 = underlay 1500 - 50/);
+  } finally {
+    await labDown({ lab });
+  }
+  assert.deepEqual(listNamespaces(labPrefix(lab)), []);
+});

@@ -4,7 +4,7 @@
  * errors), converges the kernel to it and writes the store back.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Diagnostic, hasErrors, InvalidInputError } from "../api/diagnostics.js";
 import { loadManifestSources } from "../api/index.js";
@@ -316,10 +316,13 @@ export async function labDown(options: {
   return { namespaces: names.length, agentStopped };
 }
 
+/** Whether `pid` still runs. A zombie does not: it waits for its parent (init, once the command that
+ * started the agent has exited) to collect it, which can take seconds. */
 function processAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
   } catch {
     return false;
   }

@@ -78,6 +78,10 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
     return r;
   };
 
+  say(
+    `podnet quick-start tour: the cluster of ${options.sources.map((s) => s.file).join(", ")}, built twice on this machine ` +
+      `(lab "${lab}": namespaces for the router, nodes, pods and an external host; real packets), once per fabric.`,
+  );
   for (const mode of ["routed", "vxlan"] as const) {
     const sources =
       mode === "routed"
@@ -120,7 +124,10 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
         `   pod ${p.namespace}/${p.name} on ${p.node}: ${p.ips.join(", ")}${p.ports.length ? `, serving ${p.ports.map((x) => `${x.port}/${x.protocol}`).join(",")}` : ""}`,
       );
 
-    const server = pods.find((p) => p.ports.length > 0) as AppliedPod;
+    // A serving pod with a neighbour on its node, if there is one: the tour shows both paths.
+    const serving = pods.filter((p) => p.ports.length > 0);
+    const server = (serving.find((s) => pods.some((p) => p !== s && p.node === s.node)) ??
+      serving[0]) as AppliedPod;
     const port = server.ports[0]?.port ?? 8080;
     const sameNode = pods.find((p) => p !== server && p.node === server.node);
     const otherNode = pods.find((p) => p.node !== server.node);

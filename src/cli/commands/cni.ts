@@ -205,6 +205,24 @@ export function formatResult(result: Result): string {
   return parts.join("\n\n");
 }
 
+/**
+ * The server starts ip and nft with posix_spawn, right inside the pod's namespace, when the netns addon
+ * is built: ~2 ms less per command than Node's spawn and `ip -n` (which copies the mount table). Without
+ * it, the server works as before.
+ */
+async function useNativeExec(log?: (line: string) => void): Promise<void> {
+  try {
+    const native = await import("../../linux/netns-native.js");
+    const { useSyncSpawner } = await import("../../linux/exec.js");
+    const { useNetnsSwitcher } = await import("../../linux/netns-context.js");
+    native.spawnSyncLight("true", []);
+    useSyncSpawner(native.spawnSyncLight);
+    useNetnsSwitcher(native.withNetns);
+  } catch (e) {
+    log?.(`netns addon unavailable, using Node's spawn: ${(e as Error).message}`);
+  }
+}
+
 export function registerCniCommand(program: Command): void {
   const cni = program
     .command("cni")
@@ -358,6 +376,7 @@ Results are cached per attachment under --cache-dir (libcni's format), so DEL an
       action("serve", async (flags: { verbose?: boolean }) => {
         const { startCniServer } = await import("../../cni/server.js");
         const log = flags.verbose ? (line: string) => process.stderr.write(`${line}\n`) : undefined;
+        await useNativeExec(log);
         let server: Awaited<ReturnType<typeof startCniServer>>;
         try {
           server = await startCniServer({ log });
