@@ -1,7 +1,7 @@
 // Runs every compiled test (unit tests beside their modules in dist/src, integration tests in dist/test)
 // with node's test runner, whose closing summary CI reads. Extra arguments filter test files by substring.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 function findTests(dir) {
@@ -23,7 +23,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 // Leak check: what the machine holds before and after the suite must be the same (namespaces, root
-// namespace links and nftables tables, podnet's runtime directories).
+// namespace links and nftables tables, podnet's runtime directories and labs, lab agent processes).
 function snapshot() {
   const lines = (cmd, args) => {
     const r = spawnSync(cmd, args, { encoding: "utf8" });
@@ -36,6 +36,23 @@ function snapshot() {
     ...["/run/podnet-cni", "/var/lib/cni/networks/podnet"]
       .filter((d) => existsSync(d))
       .map((d) => `dir ${d}`),
+    ...(existsSync("/run/podnet/labs")
+      ? readdirSync("/run/podnet/labs").map((l) => `lab /run/podnet/labs/${l}`)
+      : []),
+    ...readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .flatMap((pid) => {
+        try {
+          const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+          const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+          const zombie = stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+          return !zombie && argv.includes("lab") && argv.includes("agent")
+            ? [`process ${pid} ${argv.join(" ").trim()}`]
+            : [];
+        } catch {
+          return [];
+        }
+      }),
   ]);
 }
 
