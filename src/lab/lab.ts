@@ -76,11 +76,11 @@ function loadDesired(
   objects: readonly StoredObject[],
   sources: readonly Source[],
   verbose = false,
-): { desired: DesiredState; plan: AddressPlan; diagnostics: Diagnostic[] } {
+): { desired: DesiredState; diagnostics: Diagnostic[] } {
   const all = objects.length ? [storeSource(lab, objects), ...sources] : [...sources];
   const loaded = loadManifestSources(all, { verbose });
   if (hasErrors(loaded.diagnostics)) throw new InvalidInputError(loaded.diagnostics);
-  return { desired: loaded.state, plan: { clusters: [], diagnostics: [] }, diagnostics: loaded.diagnostics };
+  return { desired: loaded.state, diagnostics: loaded.diagnostics };
 }
 
 function planFor(desired: DesiredState, previous: AddressPlan | undefined): AddressPlan {

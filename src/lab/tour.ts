@@ -177,28 +177,21 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
       );
       const mtu = cluster.fabric.podMTU;
       const big = mtu - 28;
-      const pass = inNs(nsOf(otherNode), "ping", [
-        "-c",
-        "1",
-        "-W",
-        "1",
-        "-M",
-        "do",
-        "-s",
-        String(big),
-        server.ips[0] as string,
-      ]);
-      const fail = inNs(nsOf(otherNode), "ping", [
-        "-c",
-        "1",
-        "-W",
-        "1",
-        "-M",
-        "do",
-        "-s",
-        String(big + 1),
-        server.ips[0] as string,
-      ]);
+      // One ICMP echo of `size` bytes of payload with Don't Fragment: passes only if it fits the path MTU.
+      const pingDf = (size: number) =>
+        inNs(nsOf(otherNode), "ping", [
+          "-c",
+          "1",
+          "-W",
+          "1",
+          "-M",
+          "do",
+          "-s",
+          String(size),
+          server.ips[0] as string,
+        ]);
+      const pass = pingDf(big);
+      const fail = pingDf(big + 1);
       expect(`pod MTU ${mtu}: ${big} bytes of ICMP payload with DF pass`, pass.ok, "");
       expect(
         `${big + 1} bytes with DF do not`,

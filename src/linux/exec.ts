@@ -40,15 +40,18 @@ export type SyncSpawner = (
 
 let syncSpawner: SyncSpawner | undefined;
 
-/** A replacement for spawn: runs the command elsewhere (spawn-pool.ts) and resolves when it ends. */
-export type AsyncSpawner = (request: {
+/** One command for an AsyncSpawner: what to run, where (a namespace path) and with what. */
+export interface SpawnRequest {
   command: string;
   args: readonly string[];
   env?: NodeJS.ProcessEnv;
   input?: string;
   timeoutMs?: number;
   netns?: string;
-}) => Promise<ReturnType<SyncSpawner>>;
+}
+
+/** A replacement for spawn: runs the command elsewhere (spawn-pool.ts) and resolves when it ends. */
+export type AsyncSpawner = (request: SpawnRequest) => Promise<ReturnType<SyncSpawner>>;
 
 let asyncSpawner: AsyncSpawner | undefined;
 

@@ -5,16 +5,10 @@
  * namespace of a thread is its own). Used by the lab's node agent for the ip/nft commands of CNI calls.
  */
 import { Worker } from "node:worker_threads";
+import type { SpawnRequest } from "./exec.js";
 import type { LightSpawnResult } from "./netns-native.js";
 
-export interface PoolRequest {
-  command: string;
-  args: readonly string[];
-  env?: NodeJS.ProcessEnv;
-  input?: string;
-  timeoutMs?: number;
-  netns?: string;
-}
+export type PoolRequest = SpawnRequest;
 
 type Reply = { id: number; result?: LightSpawnResult; error?: { message: string; code?: string } };
 
