@@ -12,6 +12,7 @@
  * Nothing routes to or from the root namespace: the underlay has no default route.
  */
 import { fabricCommands, planFabric, routeLine } from "../fabric/plan.js";
+import { deterministicMac } from "../linux/names.js";
 import type { ClusterPlan } from "../plan/types.js";
 import {
   EXTERNAL_SWITCH,
@@ -50,6 +51,16 @@ export interface ClusterTopology {
   /** `ip -batch` lines run in the root namespace that create the veth pairs directly inside the lab's
    * namespaces (nothing stays in the root namespace). Each creates one link; "File exists" means done. */
   links: string[];
+}
+
+/** The underlay's fixed MAC addresses: derived from the cluster and object names. */
+export function underlayMacs(cluster: string) {
+  return {
+    routerNodeSide: deterministicMac("router", cluster, NODE_SWITCH),
+    routerExternalSide: deterministicMac("router", cluster, EXTERNAL_SWITCH),
+    node: (node: string) => deterministicMac("node", cluster, node),
+    external: (host: string) => deterministicMac("external", cluster, host),
+  };
 }
 
 function prefixLength(cidr: string): number {
@@ -98,13 +109,19 @@ export function planTopology(lab: string, cluster: ClusterPlan): ClusterTopology
   const fabric = planFabric(cluster, NODE_SWITCH);
   const links: string[] = [];
 
+  // The underlay is static: fixed MACs and permanent neighbour entries, so that no first packet between
+  // nodes, the router and external hosts waits on ARP (what a converged network looks like at once).
+  const mac = underlayMacs(name);
+  const router = cluster.router;
   const underlayIp = [
     "link set lo up",
     `link add ${NODE_SWITCH} mtu ${mtu} type bridge`,
-    `addr replace ${cluster.router.nodeNetworkAddress}/${nodePrefix} dev ${NODE_SWITCH}`,
+    `link set ${NODE_SWITCH} address ${mac.routerNodeSide}`,
+    `addr replace ${router.nodeNetworkAddress}/${nodePrefix} dev ${NODE_SWITCH}`,
     `link set ${NODE_SWITCH} up`,
     `link add ${EXTERNAL_SWITCH} mtu ${mtu} type bridge`,
-    `addr replace ${cluster.router.externalNetworkAddress}/${extPrefix} dev ${EXTERNAL_SWITCH}`,
+    `link set ${EXTERNAL_SWITCH} address ${mac.routerExternalSide}`,
+    `addr replace ${router.externalNetworkAddress}/${extPrefix} dev ${EXTERNAL_SWITCH}`,
     `link set ${EXTERNAL_SWITCH} up`,
   ];
 
@@ -114,7 +131,10 @@ export function planTopology(lab: string, cluster: ClusterPlan): ClusterTopology
     links.push(
       `link add ${uplink} mtu ${mtu} netns ${underlay} type veth peer name eth0 mtu ${mtu} netns ${ns}`,
     );
-    underlayIp.push(`link set ${uplink} master ${NODE_SWITCH} up`);
+    underlayIp.push(
+      `link set ${uplink} master ${NODE_SWITCH} up`,
+      `neigh replace ${node.address} lladdr ${mac.node(node.name)} dev ${NODE_SWITCH} nud permanent`,
+    );
     const nodeFabric = fabric.nodes.find((n) => n.node === node.name);
     const commands = nodeFabric ? fabricCommands(nodeFabric) : { ip: [], bridge: [] };
     return {
@@ -125,9 +145,16 @@ export function planTopology(lab: string, cluster: ClusterPlan): ClusterTopology
       sysctls: forwardingSysctls(v6),
       ip: [
         "link set lo up",
+        `link set eth0 address ${mac.node(node.name)}`,
         `addr replace ${node.address}/${nodePrefix} dev eth0`,
         "link set eth0 up",
-        `route replace default via ${cluster.router.nodeNetworkAddress} dev eth0`,
+        `neigh replace ${router.nodeNetworkAddress} lladdr ${mac.routerNodeSide} dev eth0 nud permanent`,
+        ...cluster.nodes
+          .filter((peer) => peer !== node)
+          .map(
+            (peer) => `neigh replace ${peer.address} lladdr ${mac.node(peer.name)} dev eth0 nud permanent`,
+          ),
+        `route replace default via ${router.nodeNetworkAddress} dev eth0`,
         ...commands.ip,
       ],
       bridge: commands.bridge,
@@ -141,7 +168,10 @@ export function planTopology(lab: string, cluster: ClusterPlan): ClusterTopology
     links.push(
       `link add ${uplink} mtu ${mtu} netns ${underlay} type veth peer name eth0 mtu ${mtu} netns ${ns}`,
     );
-    underlayIp.push(`link set ${uplink} master ${EXTERNAL_SWITCH} up`);
+    underlayIp.push(
+      `link set ${uplink} master ${EXTERNAL_SWITCH} up`,
+      `neigh replace ${host.address} lladdr ${mac.external(host.name)} dev ${EXTERNAL_SWITCH} nud permanent`,
+    );
     return {
       name: ns,
       role: "external",
@@ -150,9 +180,11 @@ export function planTopology(lab: string, cluster: ClusterPlan): ClusterTopology
       sysctls: { ...PROBE_SYSCTLS },
       ip: [
         "link set lo up",
+        `link set eth0 address ${mac.external(host.name)}`,
         `addr replace ${host.address}/${extPrefix} dev eth0`,
         "link set eth0 up",
-        `route replace default via ${cluster.router.externalNetworkAddress} dev eth0`,
+        `neigh replace ${router.externalNetworkAddress} lladdr ${mac.routerExternalSide} dev eth0 nud permanent`,
+        `route replace default via ${router.externalNetworkAddress} dev eth0`,
       ],
       bridge: [],
     };

@@ -67,7 +67,8 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
       host: ip,
       port,
       protocol: "TCP",
-      timeoutMs: 1000,
+      // A SYN lost to a busy machine is retried after 1 s: give it that one retry.
+      timeoutMs: 2000,
     });
     const seen = r.answer ? `answer "${r.answer}"` : (r.reason ?? "");
     expect(
