@@ -1,0 +1,23 @@
+/** The service proxy (kube-proxy's job) as pure planners: endpoints, the nftables tables of a node, updates. */
+export { type ProxyUpdate, type ProxyUpdateSummary, planProxyUpdate, type StaleUdpFlow } from "./diff.js";
+export {
+  deriveEndpoints,
+  deriveHostPorts,
+  type HostPortMapping,
+  type ProxyEndpoint,
+  type ServiceEndpoints,
+  servicePortKey,
+} from "./endpoints.js";
+export type { NftChain, NftElement, NftSet, NftTable } from "./nft-model.js";
+export {
+  describeProxyRuleset,
+  type EntryKind,
+  MASQUERADE_MARK,
+  PROXY_TABLE,
+  type ProxyEntry,
+  type ProxyInput,
+  type ProxyRuleset,
+  planProxyRules,
+  proxyInputFor,
+  proxySyncScript,
+} from "./plan.js";
