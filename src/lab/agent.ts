@@ -13,15 +13,24 @@
  */
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Server } from "node:net";
+import { loadManifestSources } from "../api/index.js";
 import { serveCniRequests } from "../cni/server.js";
 import { CNI_SERVER_SOCKET } from "../cni/spec.js";
 import { useAsyncSpawner } from "../linux/exec.js";
 import { runInNetnsContext, useNetnsSwitcher } from "../linux/netns-context.js";
 import { listenUnixAbstract, withNetns } from "../linux/netns-native.js";
+import { nftApply } from "../linux/nft.js";
 import { SpawnPool } from "../linux/spawn-pool.js";
+import {
+  type ProxyRuleset,
+  planProxyRules,
+  planProxyUpdate,
+  proxyInputFor,
+  proxySyncScript,
+} from "../proxy/index.js";
 import { labDir, netnsNames, netnsPath } from "./names.js";
 import { ResponderHost } from "./responder.js";
-import { readLabState } from "./store.js";
+import { type LabState, readLabState, storeSource } from "./store.js";
 
 export type AgentRole = "node" | "workloads";
 export const AGENT_ROLES: readonly AgentRole[] = ["node", "workloads"];
@@ -56,6 +65,7 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
   }
   const responders = new ResponderHost();
   const cniServers = new Map<string, Server>();
+  const proxyRulesets = new Map<string, ProxyRuleset>();
   let skipped: string[] = [];
 
   async function sync(): Promise<AgentStatus> {
@@ -70,6 +80,7 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
         cniServers.delete(ns);
       }
     }
+    if (role === "node" && state?.plan) await syncServiceProxy(state);
     for (const ns of wantedNodes) {
       if (role !== "node") break;
       if (cniServers.has(ns) || !existsSync(netnsPath(ns))) continue;
@@ -101,6 +112,30 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
         skipped.push(`${key}: ${s}`);
     }
     return status();
+  }
+
+  /** kube-proxy's job in every node: the node's ruleset, applied as a diff of the last one applied. */
+  async function syncServiceProxy(state: LabState): Promise<void> {
+    const loaded = loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []);
+    for (const cluster of state.plan?.clusters ?? []) {
+      for (const node of cluster.nodes) {
+        const ns = netnsPath(netnsNames.node(lab, cluster.name, node.name));
+        if (!existsSync(ns)) continue;
+        const next = planProxyRules(proxyInputFor(loaded.state, cluster, node.name));
+        const previous = proxyRulesets.get(ns);
+        // After a restart there is no previous: replace the tables in one transaction (conntrack keeps
+        // established connections going).
+        const text = previous ? planProxyUpdate(previous, next).text : proxySyncScript(next);
+        try {
+          if (text.trim()) await nftApply(text, { netns: ns });
+          proxyRulesets.set(ns, next);
+        } catch (e) {
+          proxyRulesets.delete(ns);
+          log(`service proxy in ${ns}: ${(e as Error).message}`);
+          throw e;
+        }
+      }
+    }
   }
 
   function status(): AgentStatus {

@@ -200,6 +200,38 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
         /message too long|mtu/i.exec(fail.out)?.[0] ?? "dropped",
       );
     }
+    const svc = cluster.services.find(
+      (x) => x.clusterIPs.length > 0 && x.ports.length > 0 && x.name !== "kubernetes",
+    );
+    const client = pods.find((p) => p.ports.length === 0) ?? otherNode;
+    if (svc && client) {
+      const vip = svc.clusterIPs[0] as string;
+      const svcPort = svc.ports[0]?.port ?? 80;
+      step(
+        `Service ${svc.namespace}/${svc.name}: ClusterIP ${vip}:${svcPort}, load-balanced by each node's nftables rules`,
+      );
+      const seen = new Map<string, number>();
+      let connected = 0;
+      for (let i = 0; i < 20; i++) {
+        const r = await probe({
+          fromNetns: client.netns,
+          host: vip,
+          port: svcPort,
+          protocol: "TCP",
+          timeoutMs: 2000,
+        });
+        if (r.outcome !== "connected") continue;
+        connected++;
+        const who = (r.answer ?? "").split(" ")[0] ?? "";
+        seen.set(who, (seen.get(who) ?? 0) + 1);
+      }
+      expect(
+        `20 connections from ${client.namespace}/${client.name} to the ClusterIP`,
+        connected === 20 && seen.size >= 2,
+        `${connected} connected, answered by ${[...seen].map(([k, n]) => `${k} ×${n}`).join(", ")}`,
+      );
+    }
+
     const ext = cluster.externalHosts[0];
     if (ext) {
       const extNs = netnsNames.external(lab, cluster.name, ext.name);
