@@ -22,6 +22,7 @@ import { listenUnixAbstract, withNetns } from "../linux/netns-native.js";
 import { nftApply } from "../linux/nft.js";
 import { SpawnPool } from "../linux/spawn-pool.js";
 import {
+  deriveHostPorts,
   type ProxyRuleset,
   planProxyRules,
   planProxyUpdate,
@@ -117,11 +118,24 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
   /** kube-proxy's job in every node: the node's ruleset, applied as a diff of the last one applied. */
   async function syncServiceProxy(state: LabState): Promise<void> {
     const loaded = loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []);
+    const jobs: { ns: string; next: ProxyRuleset }[] = [];
     for (const cluster of state.plan?.clusters ?? []) {
+      // Endpoints are the cluster's, not a node's: derived once, shared by every node's input.
+      const shared = proxyInputFor(loaded.state, cluster, cluster.nodes[0]?.name ?? "");
+      const hostPorts = shared.hostPorts ? deriveHostPorts(loaded.state, cluster) : [];
       for (const node of cluster.nodes) {
         const ns = netnsPath(netnsNames.node(lab, cluster.name, node.name));
         if (!existsSync(ns)) continue;
-        const next = planProxyRules(proxyInputFor(loaded.state, cluster, node.name));
+        const input = {
+          ...shared,
+          node: { name: node.name, addresses: [node.address] },
+          hostPorts: hostPorts.filter((h) => h.node === node.name),
+        };
+        jobs.push({ ns, next: planProxyRules(input) });
+      }
+    }
+    await Promise.all(
+      jobs.map(async ({ ns, next }) => {
         const previous = proxyRulesets.get(ns);
         // After a restart there is no previous: replace the tables in one transaction (conntrack keeps
         // established connections going).
@@ -134,8 +148,8 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
           log(`service proxy in ${ns}: ${(e as Error).message}`);
           throw e;
         }
-      }
-    }
+      }),
+    );
   }
 
   function status(): AgentStatus {
