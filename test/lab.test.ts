@@ -330,6 +330,9 @@ spec:
         const m = JSON.parse(matrix.stdout) as { results: { outcome: string }[] };
         assert.equal(m.results.length, 9);
         assert.ok(m.results.every((x) => x.outcome === "connected"));
+        const services = cli("services");
+        assert.equal(services.status, 0, services.stderr);
+        assert.match(services.stdout, /^a\s+web\s+NodePort\s+10\.61\.\d+\.\d+\s+80:30080\/TCP→8080\s+(10\.60\.\d+\.\d+:8080,?){3}\s+n1,n2$/m);
         const exec = cli("exec", "-n", "a", "p2", "--", "cat", "/sys/class/net/eth0/address");
         assert.equal(exec.status, 0, exec.stderr);
         assert.match(exec.stdout, /^([0-9a-f]{2}:){5}[0-9a-f]{2}\n$/);

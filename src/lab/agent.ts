@@ -47,6 +47,8 @@ export function agentPidPath(lab: string, role: AgentRole): string {
 export interface AgentStatus {
   pid: number;
   nodes: string[];
+  /** Node namespaces whose service proxy ruleset is applied (node agent). */
+  proxied: string[];
   pods: number;
   sockets: number;
   skipped: string[];
@@ -158,6 +160,7 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
     return {
       pid: process.pid,
       nodes: [...cniServers.keys()],
+      proxied: [...proxyRulesets.keys()],
       pods: responders.keys().length,
       sockets,
       skipped,

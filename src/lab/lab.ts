@@ -15,6 +15,7 @@ import { useNetnsSwitcher } from "../linux/netns-context.js";
 import { withNetns } from "../linux/netns-native.js";
 import { planAddresses } from "../plan/index.js";
 import type { AddressPlan } from "../plan/types.js";
+import { deriveEndpoints } from "../proxy/index.js";
 import {
   AGENT_ROLES,
   type AgentRole,
@@ -26,7 +27,7 @@ import {
 import type { CniExecMode } from "./cni-exec.js";
 import { type ConvergeReport, converge, type Progress } from "./converge.js";
 import { deleteNamespaces, listNamespaces } from "./kernel.js";
-import { labDir, labNameProblem, labPrefix } from "./names.js";
+import { labDir, labNameProblem, labPrefix, netnsNames } from "./names.js";
 import {
   emptyLabState,
   type LabState,
@@ -368,4 +369,63 @@ export async function labStatus(options: { lab: string }): Promise<LabStatus> {
     }
   }
   return status;
+}
+
+export interface ServiceView {
+  cluster: string;
+  namespace: string;
+  name: string;
+  type: string;
+  clusterIPs: string[];
+  ports: string[];
+  loadBalancerIPs: string[];
+  externalIPs: string[];
+  /** `ip:port` of each ready endpoint, per service port name ("" for an unnamed port). */
+  endpoints: { pod?: string; ip: string; node?: string; ready: boolean; ports: Record<string, number> }[];
+  /** Nodes whose rules the node agent has applied (all of them for a healthy lab). */
+  programmedNodes: string[];
+  proxied: boolean;
+}
+
+/** `services`: each Service with its VIPs, ports and endpoints, and the nodes programmed for it. */
+export async function labServices(options: { lab: string }): Promise<ServiceView[]> {
+  checkLabName(options.lab);
+  const lab = options.lab;
+  const state = readLabState(lab);
+  if (!state) throw new LabError(`lab "${lab}" does not exist`);
+  const desired = loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []).state;
+  let proxied: string[] = [];
+  try {
+    proxied = (await agentRequest<{ status: AgentStatus }>(lab, "node", { op: "status" }, 5_000)).status
+      .proxied;
+  } catch {}
+  const views: ServiceView[] = [];
+  for (const cluster of state.plan?.clusters ?? []) {
+    const endpoints = deriveEndpoints(desired, cluster);
+    const programmed = cluster.nodes
+      .filter((n) => proxied.includes(`/run/netns/${netnsNames.node(lab, cluster.name, n.name)}`))
+      .map((n) => n.name);
+    for (const svc of cluster.services) {
+      const eps =
+        endpoints.find((e) => e.namespace === svc.namespace && e.name === svc.name)?.endpoints ?? [];
+      views.push({
+        cluster: cluster.name,
+        namespace: svc.namespace,
+        name: svc.name,
+        type: svc.type,
+        clusterIPs: svc.clusterIPs,
+        ports: svc.ports.map(
+          (p) =>
+            `${p.name ? `${p.name}:` : ""}${p.port}${p.nodePort ? `:${p.nodePort}` : ""}/${p.protocol}→${p.targetPort}`,
+        ),
+        loadBalancerIPs: svc.loadBalancerIPs,
+        externalIPs: svc.externalIPs,
+        endpoints: eps.map((e) => ({ pod: e.pod, ip: e.ip, node: e.node, ready: e.ready, ports: e.ports })),
+        programmedNodes: programmed,
+        // Headless and ExternalName services are not proxied (no ClusterIP).
+        proxied: svc.clusterIPs.length > 0,
+      });
+    }
+  }
+  return views;
 }

@@ -15,6 +15,7 @@ import {
   labDelete,
   labDown,
   labLabel,
+  labServices,
   labStatus,
   labUp,
 } from "../../lab/lab.js";
@@ -232,6 +233,36 @@ export function registerLabCommand(program: Command): void {
         );
         return [`lab ${s.lab}`, agent, "", nodes, "", pods, ...(ext.length ? ["", ...ext] : [])].join("\n");
       });
+    }),
+  );
+
+  const services = lab
+    .command("services")
+    .description(
+      "Services of a lab: VIPs, ports, endpoints, and the nodes whose service proxy is programmed",
+    );
+  addNameOption(services);
+  addOutputOption(services);
+  services.action((flags: { name: string; output: OutputFormat }) =>
+    wrapLabErrors(async () => {
+      const views = await labServices({ lab: flags.name });
+      printData(views, flags.output, () =>
+        formatTable(
+          ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORTS", "ENDPOINTS", "PROGRAMMED NODES"],
+          views.map((v) => [
+            v.namespace,
+            v.name,
+            v.type,
+            v.clusterIPs.join(",") || "None",
+            v.ports.join(",") || "-",
+            v.endpoints
+              .filter((e) => e.ready)
+              .map((e) => `${e.ip}:${Object.values(e.ports).join("/") || "-"}`)
+              .join(",") || "<none>",
+            !v.proxied ? "not proxied" : v.programmedNodes.join(",") || "none (agent not running?)",
+          ]),
+        ),
+      );
     }),
   );
 
