@@ -817,7 +817,9 @@ for (const ipam of IPAMS) {
         }
       }
       // host-local's ownerless files (counted now, not per round: one file may be seen in several rounds).
-      const ownerless = allocations(dir).filter((f) => !/\S\r?\neth0$/.test(readFileSync(join(dir, f), "utf8")));
+      const ownerless = allocations(dir).filter(
+        (f) => !/\S\r?\neth0$/.test(readFileSync(join(dir, f), "utf8")),
+      );
       assert.equal(allocations(dir).length - ownerless.length, got.length, "only the fillers hold addresses");
     });
 

@@ -68,6 +68,23 @@ spec:
   selector: {tier: web}
   ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: a}
+spec:
+  type: LoadBalancer
+  selector: {tier: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb-local, namespace: a}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: p3}
+  ports: [{port: 80, targetPort: 8080}]
+---
 apiVersion: podnet.dev/v1alpha1
 kind: ExternalHost
 metadata: {name: ext}
@@ -161,6 +178,32 @@ function fabricSuite(mode: "routed" | "vxlan") {
       const r = await tcp(extNs(), n1?.address ?? "", 30080);
       assert.equal(r.outcome, "connected", r.reason);
       assert.match(r.answer ?? "", /^a\/p\d /);
+    });
+
+    test("LoadBalancer: the router routes the LB IP to the nodes; Cluster policy masquerades, Local keeps the client IP", async () => {
+      const cluster = readLabState(lab)?.plan?.clusters[0];
+      const ext = cluster?.externalHosts[0]?.address ?? "";
+      const lb = cluster?.services.find((x) => x.name === "lb")?.loadBalancerIPs[0] ?? "";
+      const lbLocal = cluster?.services.find((x) => x.name === "lb-local")?.loadBalancerIPs[0] ?? "";
+      assert.ok(lb && lbLocal);
+      // Masquerade takes the outgoing interface's address: eth0, cbr0 (the gateway) or, in VXLAN, vxlan0.
+      const nodeAddresses = new Set(
+        cluster?.nodes.flatMap((n) => [n.address, ...n.gateways, ...n.podCIDRs.map((c) => c.split("/")[0])]),
+      );
+      for (let i = 0; i < 10; i++) {
+        const r = await tcp(extNs(), lb, 80);
+        assert.equal(r.outcome, "connected", r.reason);
+        const client = (r.answer ?? "").split(" ")[1]?.split(":")[0] ?? "";
+        assert.ok(
+          nodeAddresses.has(client),
+          `Cluster policy: the endpoint sees a node address, saw ${client}`,
+        );
+      }
+      for (let i = 0; i < 5; i++) {
+        const r = await tcp(extNs(), lbLocal, 80);
+        assert.equal(r.outcome, "connected", r.reason);
+        assert.match(r.answer ?? "", new RegExp(`^a/p3 ${ext}:\\d+$`), "Local policy: the client IP is kept");
+      }
     });
 
     test("UDP ports answer too", async () => {
@@ -332,7 +375,10 @@ spec:
         assert.ok(m.results.every((x) => x.outcome === "connected"));
         const services = cli("services");
         assert.equal(services.status, 0, services.stderr);
-        assert.match(services.stdout, /^a\s+web\s+NodePort\s+10\.61\.\d+\.\d+\s+80:30080\/TCP→8080\s+(10\.60\.\d+\.\d+:8080,?){3}\s+n1,n2$/m);
+        assert.match(
+          services.stdout,
+          /^a\s+web\s+NodePort\s+10\.61\.\d+\.\d+\s+80:30080\/TCP→8080\s+(10\.60\.\d+\.\d+:8080,?){3}\s+n1,n2$/m,
+        );
         const exec = cli("exec", "-n", "a", "p2", "--", "cat", "/sys/class/net/eth0/address");
         assert.equal(exec.status, 0, exec.stderr);
         assert.match(exec.stdout, /^([0-9a-f]{2}:){5}[0-9a-f]{2}\n$/);

@@ -16,6 +16,7 @@ import { agentRequest } from "./agent.js";
 import { type CniExecMode, execInNode, viaNodeAgent } from "./cni-exec.js";
 import { applyNamespace, applyRootLines, deleteNamespaces, listNamespaces } from "./kernel.js";
 import { labDir, labPrefix, netnsNames, netnsPath, podContainerId } from "./names.js";
+import { planServiceRoutes } from "./service-routes.js";
 import type { AppliedPod, LabState } from "./store.js";
 import { writeLabState } from "./store.js";
 import { type ClusterTopology, nodeConfList, PROBE_SYSCTLS, planTopology } from "./topology.js";
@@ -140,7 +141,9 @@ export async function converge(
   };
 
   const existing = new Set(listNamespaces(labPrefix(lab)));
-  const topologies: ClusterTopology[] = plan.clusters.map((c) => planTopology(lab, c));
+  const topologies: ClusterTopology[] = plan.clusters.map((c) =>
+    planTopology(lab, c, planServiceRoutes(desired, c)),
+  );
   const infra = topologies.flatMap((t) => t.namespaces);
   const wantedInfra = new Set(infra.map((n) => n.name));
 

@@ -68,7 +68,7 @@ test("routed with advertiseToRouter: underlay, two nodes, one external host; rou
 test("routed without advertiseToRouter and vxlan: the router knows no pod block", () => {
   for (const fabric of ["{mode: routed}", "{mode: vxlan}"]) {
     const t = planTopology("lab", cluster(fabric));
-    assert.ok(!t.namespaces[0]?.ip.some((l) => l.startsWith("route ")), fabric);
+    assert.ok(!t.namespaces[0]?.ip.some((l) => l.startsWith("route replace 10.244.")), fabric);
   }
 });
 
@@ -113,4 +113,46 @@ test("the node's CNI configuration: podnet + podnet-ipam on the node's block, th
   assert.equal(plugin.mtu, 1450);
   assert.deepEqual(plugin.capabilities, { ips: true });
   assert.deepEqual(plugin.ipam.ranges, [[{ subnet: node?.podCIDRs[0], gateway: node?.gateways[0] }]]);
+});
+
+test("LB IPs: the router routes them to every node (Cluster) or to nodes with a ready endpoint (Local)", async () => {
+  const { planServiceRoutes, serviceRouteLines } = await import("./service-routes.js");
+  const yaml = `apiVersion: podnet.dev/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec: {nodeCIDR: 172.18.0.0/24, nodes: 2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: default, labels: {app: a}}
+spec: {nodeName: node-2, containers: [{name: c, image: x, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: all, namespace: default}
+spec: {type: LoadBalancer, selector: {app: a}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: default}
+spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: a}, ports: [{port: 80}]}
+`;
+  const loaded = loadManifestText(yaml, "lb.yaml");
+  const c = planAddresses(loaded.state).clusters[0] as ClusterPlan;
+  const routes = planServiceRoutes(loaded.state, c);
+  const node2 = c.nodes.find((n) => n.name === "node-2")?.address;
+  assert.deepEqual(
+    routes.map((r) => [r.service, r.via]),
+    [
+      ["default/all", c.nodes.map((n) => n.address)],
+      ["default/local", [node2]],
+    ],
+  );
+  const lines = serviceRouteLines(routes, "sw0");
+  assert.equal(lines[0], "route flush proto 99");
+  assert.match(
+    lines[1] ?? "",
+    /^route replace \S+\/32 proto 99 nexthop via \S+ dev sw0 nexthop via \S+ dev sw0$/,
+  );
+  assert.match(lines[2] ?? "", new RegExp(`^route replace \\S+/32 via ${node2} dev sw0 proto 99$`));
 });

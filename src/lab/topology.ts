@@ -23,6 +23,7 @@ import {
   nodeUplinkName,
   POD_BRIDGE,
 } from "./names.js";
+import { type ServiceRoute, serviceRouteLines } from "./service-routes.js";
 
 export type NamespaceRole = "underlay" | "node" | "external";
 
@@ -99,7 +100,11 @@ export function masqueradeRuleset(cluster: ClusterPlan): string {
   return `${lines.join("\n")}\n`;
 }
 
-export function planTopology(lab: string, cluster: ClusterPlan): ClusterTopology {
+export function planTopology(
+  lab: string,
+  cluster: ClusterPlan,
+  serviceRoutes: readonly ServiceRoute[] = [],
+): ClusterTopology {
   const name = cluster.name;
   const underlay = netnsNames.underlay(lab, name);
   const mtu = cluster.fabric.underlayMTU;
@@ -190,7 +195,7 @@ export function planTopology(lab: string, cluster: ClusterPlan): ClusterTopology
     };
   });
 
-  underlayIp.push(...fabric.routerRoutes.map(routeLine));
+  underlayIp.push(...fabric.routerRoutes.map(routeLine), ...serviceRouteLines(serviceRoutes, NODE_SWITCH));
   const underlayPlan: NamespacePlan = {
     name: underlay,
     role: "underlay",
