@@ -115,6 +115,33 @@ function execIn(ns: string, cmd: string, args: string[]) {
   return spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { encoding: "utf8", timeout: 10_000 });
 }
 
+/** A TCP connection to a responder: `ask(line)` sends a line and resolves with the next line back. */
+async function lineConnection(netns: string, host: string, port: number) {
+  const conn = await connectTcp(netns, host, port, { timeoutMs: 2000 });
+  const lines: string[] = [];
+  let buf = "";
+  conn.on("data", (d) => {
+    buf += d;
+    const parts = buf.split("\n");
+    buf = parts.pop() ?? "";
+    lines.push(...parts);
+  });
+  const next = async (n: number) => {
+    for (let i = 0; i < 300 && lines.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    return lines[n - 1];
+  };
+  await next(1); // the greeting
+  let asked = 1;
+  after(() => conn.destroy());
+  return {
+    ask: async (line: string) => {
+      conn.write(`${line}\n`);
+      asked++;
+      return next(asked);
+    },
+  };
+}
+
 async function tcp(fromNetns: string, host: string, port: number, timeoutMs = 2000) {
   return probe({ fromNetns, host, port, protocol: "TCP", timeoutMs });
 }
@@ -399,21 +426,12 @@ spec:
         assert.deepEqual(readLabState(lab)?.pods, before?.pods);
       });
 
-      test("kill -9 of the node agent: up adopts what exists, an open connection keeps working", async () => {
-        const p1 = podOf(lab, "p1");
-        const conn = await connectTcp(podOf(lab, "p3").netns, p1.ips[0] as string, 8080, { timeoutMs: 2000 });
-        const lines: string[] = [];
-        let buf = "";
-        conn.on("data", (d) => {
-          buf += d;
-          const parts = buf.split("\n");
-          buf = parts.pop() ?? "";
-          lines.push(...parts);
-        });
-        const waitLines = async (n: number) => {
-          for (let i = 0; i < 200 && lines.length < n; i++) await new Promise((r) => setTimeout(r, 10));
-        };
-        await waitLines(1);
+      test("kill -9 of the node agent: up adopts what exists; open connections, direct and through a Service, keep working", async () => {
+        const p3 = podOf(lab, "p3");
+        const vip =
+          readLabState(lab)?.plan?.clusters[0]?.services.find((x) => x.name === "web")?.clusterIPs[0] ?? "";
+        const direct = await lineConnection(p3.netns, podOf(lab, "p1").ips[0] as string, 8080);
+        const viaService = await lineConnection(p3.netns, vip, 80);
         const pid = runningAgentPid(lab, "node");
         assert.ok(pid);
         process.kill(pid, "SIGKILL");
@@ -423,10 +441,29 @@ spec:
         assert.equal(again.report.podsAdded, 0);
         assert.equal(again.report.podsKept, 3);
         assert.notEqual(runningAgentPid(lab, "node"), pid);
-        conn.write("still there\n");
-        await waitLines(2);
-        conn.destroy();
-        assert.equal(lines[1], "echo still there");
+        // The new agent replaced the service proxy's tables in one transaction: conntrack kept the NAT.
+        assert.equal(await direct.ask("still there"), "echo still there");
+        assert.equal(await viaService.ask("through the service"), "echo through the service");
+      });
+
+      test("a Service follows its endpoints: a new pod gets connections, a deleted one none", async () => {
+        const vip =
+          readLabState(lab)?.plan?.clusters[0]?.services.find((x) => x.name === "web")?.clusterIPs[0] ?? "";
+        const p6 =
+          "apiVersion: v1\nkind: Pod\nmetadata: {name: p6, namespace: a, labels: {tier: web}}\nspec:\n  nodeName: n2\n  containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]\n";
+        const seenBy = async () => {
+          const seen = new Set<string>();
+          for (let i = 0; i < 40; i++) {
+            const r = await tcp(podOf(lab, "p1").netns, vip, 80);
+            assert.equal(r.outcome, "connected", r.reason);
+            seen.add((r.answer ?? "").split(" ")[0] ?? "");
+          }
+          return seen;
+        };
+        await labApply({ lab }, src(p6, "p6.yaml"));
+        assert.ok((await seenBy()).has("a/p6"), "the new endpoint answers");
+        await labDelete({ lab }, src(p6, "p6.yaml"));
+        assert.ok(!(await seenBy()).has("a/p6"), "the deleted endpoint gets nothing");
       });
 
       test("kill -9 of the workloads agent: up restarts the responders", async () => {

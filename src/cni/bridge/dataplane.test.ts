@@ -74,13 +74,21 @@ test("the node batch creates the bridge, the gateways and the veth pair with its
     'link add veth0123abcd address 02:00:00:00:00:02 mtu 1450 master cbr0 type veth peer name eth0 address 02:00:00:00:00:03 mtu 1450 netns "/run/netns/pod a"',
     "link set veth0123abcd type bridge_slave hairpin on",
     "link set veth0123abcd up",
+    "neigh replace 10.1.0.5 lladdr 02:00:00:00:00:03 dev cbr0 nud stale",
+    "neigh replace fd00::5 lladdr 02:00:00:00:00:03 dev cbr0 nud stale",
   ]);
   assert.equal(b.bridgeLine, 1);
   assert.equal(b.vethLine, 5);
   const existing = nodeBatch({ ...plan, createBridgeMac: undefined, bridgeAddresses: [], hairpin: false });
   assert.deepEqual(
     existing.lines.map((l) => l.split(" ").slice(0, 3).join(" ")),
-    ["link set cbr0", "link add veth0123abcd", "link set veth0123abcd"],
+    [
+      "link set cbr0",
+      "link add veth0123abcd",
+      "link set veth0123abcd",
+      "neigh replace 10.1.0.5",
+      "neigh replace fd00::5",
+    ],
   );
   assert.equal(existing.bridgeLine, undefined);
 });

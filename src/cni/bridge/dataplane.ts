@@ -167,6 +167,25 @@ export function nodeBatch(plan: AttachPlan): { lines: string[]; bridgeLine?: num
   const vethLine = lines.length;
   if (plan.hairpin) lines.push(ipLine("link", "set", plan.hostIf, "type", "bridge_slave", "hairpin", "on"));
   lines.push(ipLine("link", "set", plan.hostIf, "up"));
+  // The node learns the pod's address at once, with its (new) MAC: an address used by a deleted pod may
+  // still sit in the node's neighbour table with the old MAC for ~30 s, which black-holes the new pod
+  // (the reference bridge plugin sends a gratuitous ARP for the same reason). `stale`: the kernel
+  // confirms it on first use and then keeps it current as usual.
+  for (const a of plan.addresses) {
+    lines.push(
+      ipLine(
+        "neigh",
+        "replace",
+        formatIp(a.ip),
+        "lladdr",
+        plan.containerMac,
+        "dev",
+        plan.bridge,
+        "nud",
+        "stale",
+      ),
+    );
+  }
   return { lines, ...(bridgeLine ? { bridgeLine } : {}), vethLine };
 }
 
