@@ -22,7 +22,7 @@ import { listenUnixAbstract, withNetns } from "../linux/netns-native.js";
 import { nftApply } from "../linux/nft.js";
 import { SpawnPool } from "../linux/spawn-pool.js";
 import {
-  deriveHostPorts,
+  clusterEndpoints,
   type ProxyRuleset,
   planProxyRules,
   planProxyUpdate,
@@ -122,17 +122,11 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
     const loaded = loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []);
     const jobs: { ns: string; next: ProxyRuleset }[] = [];
     for (const cluster of state.plan?.clusters ?? []) {
-      // Endpoints are the cluster's, not a node's: derived once, shared by every node's input.
-      const shared = proxyInputFor(loaded.state, cluster, cluster.nodes[0]?.name ?? "");
-      const hostPorts = shared.hostPorts ? deriveHostPorts(loaded.state, cluster) : [];
+      const derived = clusterEndpoints(loaded.state, cluster); // once per cluster, not per node
       for (const node of cluster.nodes) {
         const ns = netnsPath(netnsNames.node(lab, cluster.name, node.name));
         if (!existsSync(ns)) continue;
-        const input = {
-          ...shared,
-          node: { name: node.name, addresses: [node.address] },
-          hostPorts: hostPorts.filter((h) => h.node === node.name),
-        };
+        const input = proxyInputFor(loaded.state, cluster, node.name, derived);
         jobs.push({ ns, next: planProxyRules(input) });
       }
     }

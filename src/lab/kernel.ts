@@ -4,7 +4,6 @@
  * done; any other failure is an error naming the namespace, the line and the kernel's answer.
  */
 import { readdirSync } from "node:fs";
-import { run } from "../linux/exec.js";
 import { ipBatchForce } from "../linux/ip.js";
 import { withNetns } from "../linux/netns-native.js";
 import { nftApply } from "../linux/nft.js";
@@ -61,10 +60,4 @@ export async function applyNamespace(ns: NamespacePlan): Promise<void> {
     const reset = table ? `add table ${table}\ndelete table ${table}\n` : "";
     await nftApply(`${reset}${ns.nft}`, { netns: path });
   }
-}
-
-/** Runs a command inside a namespace and returns its stdout (for status and tests). */
-export async function runIn(name: string, command: string, args: string[]): Promise<string> {
-  const r = await run("ip", ["netns", "exec", name, command, ...args]);
-  return r.stdout;
 }

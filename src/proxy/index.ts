@@ -10,6 +10,7 @@ export {
 } from "./endpoints.js";
 export type { NftChain, NftElement, NftSet, NftTable } from "./nft-model.js";
 export {
+  clusterEndpoints,
   describeProxyRuleset,
   type EntryKind,
   MASQUERADE_MARK,

@@ -629,16 +629,30 @@ export function proxySyncScript(r: ProxyRuleset): string {
 }
 
 /** planProxyRules' input for `nodeName` from the desired state and the cluster's address plan. */
-export function proxyInputFor(state: DesiredState, plan: ClusterPlan, nodeName: string): ProxyInput {
+export function proxyInputFor(
+  state: DesiredState,
+  plan: ClusterPlan,
+  nodeName: string,
+  // Endpoints and host ports are the cluster's: a caller planning every node derives them once.
+  derived: { endpoints: ServiceEndpoints[]; hostPorts: HostPortMapping[] } = clusterEndpoints(state, plan),
+): ProxyInput {
   const node = plan.nodes.find((n) => n.name === nodeName);
   if (!node) throw new Error(`cluster ${plan.name} has no node ${nodeName}`);
   return {
     services: plan.services,
     serviceObjects: state.services.filter((s) => s.meta.cluster === plan.name),
-    endpoints: deriveEndpoints(state, plan),
+    endpoints: derived.endpoints,
     node: { name: node.name, addresses: [node.address] },
     podCIDRs: plan.ranges.podCIDRs,
     serviceCIDRs: plan.ranges.serviceCIDRs,
-    hostPorts: deriveHostPorts(state, plan).filter((h) => h.node === nodeName),
+    hostPorts: derived.hostPorts.filter((h) => h.node === nodeName),
   };
+}
+
+/** A cluster's endpoints and host ports, for `proxyInputFor` of each of its nodes. */
+export function clusterEndpoints(
+  state: DesiredState,
+  plan: ClusterPlan,
+): { endpoints: ServiceEndpoints[]; hostPorts: HostPortMapping[] } {
+  return { endpoints: deriveEndpoints(state, plan), hostPorts: deriveHostPorts(state, plan) };
 }

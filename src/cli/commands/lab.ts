@@ -20,7 +20,7 @@ import {
   labUp,
 } from "../../lab/lab.js";
 import { formatMatrix } from "../../lab/matrix.js";
-import { DEFAULT_LAB, netnsPath } from "../../lab/names.js";
+import { DEFAULT_LAB } from "../../lab/names.js";
 import { type ProbeResult, probe, probeMany } from "../../lab/probe.js";
 import { readLabState } from "../../lab/store.js";
 import { type Endpoint, resolveEndpoint, TargetError } from "../../lab/targets.js";
@@ -450,5 +450,4 @@ export function registerLabCommand(program: Command): void {
       process.stdout.write(`${new Date().toISOString()} ${line}\n`),
     ).then(() => new Promise<void>(() => {})),
   );
-  void netnsPath;
 }
