@@ -18,6 +18,7 @@ import { cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { installPlugins } from "../src/cni/install.js";
+import { ip, percentile, table } from "./support.js";
 
 const REFERENCE_BIN = "/usr/lib/cni";
 const CNI_VERSION = "1.0.0";
@@ -55,16 +56,6 @@ const live = new Set<ChildProcess>();
 const namespaces: string[] = [];
 let tempDir: string | undefined;
 let cleaned = false;
-
-function ip(args: string[], input?: string): string {
-  return execFileSync("ip", args, {
-    encoding: "utf8",
-    input,
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { PATH },
-    timeout: 120_000,
-  });
-}
 
 function ourNamespaces(): string[] {
   return ip(["netns", "list"])
@@ -337,21 +328,8 @@ function check(condition: boolean, message: string): void {
 }
 
 /** Nearest-rank percentile. */
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
 const mean = (values: number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 const ms = (v: number) => `${v.toFixed(1)} ms`;
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
-      .join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
-}
 
 function referenceVersion(): string {
   try {

@@ -33,6 +33,7 @@ import { deleteNamespaces, listNamespaces } from "../src/lab/kernel.js";
 import { type ChangeResult, labDown, labUp } from "../src/lab/lab.js";
 import { labDir, labPrefix } from "../src/lab/names.js";
 import type { AppliedPod } from "../src/lab/store.js";
+import { ip, mib, sleep, table } from "./support.js";
 
 const HEX = randomBytes(3).toString("hex");
 /** Our own namespaces are `${PREFIX}-...`, our root-namespace veth ends `${PREFIX}v<n>`. */
@@ -85,17 +86,6 @@ const servers = new Set<ChildProcess>();
 let cleaning: Promise<string[]> | undefined;
 /** The exit code once a signal came: the run's own errors after it are its consequence, not news. */
 let interrupted: number | undefined;
-
-function ip(args: string[], input?: string): string {
-  return execFileSync("ip", args, {
-    encoding: "utf8",
-    input,
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { PATH },
-    timeout: 300_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-}
 
 function ourNamespaces(): string[] {
   return listNamespaces(`${PREFIX}-`);
@@ -212,19 +202,8 @@ for (const [signal, number] of Object.entries(SIGNALS)) {
 
 // ---- helpers ---------------------------------------------------------------------------------------------
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 const verdict = (ok: boolean) => (ok ? "met" : "NOT MET");
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
-      .join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
-}
 
 /** Whether the kernel is still tearing down deleted namespaces: a kworker runs the netns workqueue. */
 function netnsCleanupRunning(): boolean {

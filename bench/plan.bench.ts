@@ -5,6 +5,7 @@
  */
 import { loadManifestText } from "../src/api/index.js";
 import { planAddresses } from "../src/plan/index.js";
+import { mib } from "./support.js";
 
 const [nodes = 1000, pods = 100_000, services = 10_000] = process.argv.slice(2).map(Number);
 const deployments = 100;
@@ -47,7 +48,6 @@ spec:
   return docs.join("\n---\n");
 }
 
-const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 const text = manifest();
 const t0 = performance.now();
 const loaded = loadManifestText(text, "bench.yaml");
