@@ -76,10 +76,18 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * with data failed with ENOBUFS here). Applied with `nft -f`, all of it is ONE transaction.
  */
 export function renderTable(t: NftTable): string {
+  const lines = tableBlock(t, () => []);
+  for (const s of t.sets) lines.push(...elementCommands("add", t, s.name, s.elements));
+  return `${lines.join("\n")}\n`;
+}
+
+/** The `table` block: sets (with `inside(set)` after their spec) and chains. */
+function tableBlock(t: NftTable, inside: (s: NftSet) => string[]): string[] {
   const lines = [`table ${t.family} ${t.name} {`];
   for (const s of t.sets) {
     lines.push(`  ${s.kind} ${s.name} {`);
     for (const l of s.spec) lines.push(`    ${l}`);
+    lines.push(...inside(s));
     lines.push("  }");
   }
   for (const c of t.chains) {
@@ -89,8 +97,7 @@ export function renderTable(t: NftTable): string {
     lines.push("  }");
   }
   lines.push("}");
-  for (const s of t.sets) lines.push(...elementCommands("add", t, s.name, s.elements));
-  return `${lines.join("\n")}\n`;
+  return lines;
 }
 
 /** `add|delete element FAMILY TABLE SET { … }` commands for `elements` (keys only for delete). */
@@ -108,25 +115,14 @@ export function elementCommands(
 
 /** The table as it reads best for a person: elements inside their sets, one per line. */
 export function describeTable(t: NftTable): string {
-  const lines = [`table ${t.family} ${t.name} {`];
-  for (const s of t.sets) {
-    lines.push(`  ${s.kind} ${s.name} {`);
-    for (const l of s.spec) lines.push(`    ${l}`);
-    if (s.elements.length > 0) {
-      lines.push("    elements = {");
-      s.elements.forEach((e, i) => {
-        lines.push(`      ${elementText(e)}${i < s.elements.length - 1 ? "," : ""}`);
-      });
-      lines.push("    }");
-    }
-    lines.push("  }");
-  }
-  for (const c of t.chains) {
-    lines.push(`  chain ${c.name} {`);
-    if (c.base) lines.push(`    ${baseChainLine(c.base)}`);
-    for (const r of c.rules) lines.push(`    ${r}`);
-    lines.push("  }");
-  }
-  lines.push("}");
+  const lines = tableBlock(t, (s) =>
+    s.elements.length === 0
+      ? []
+      : [
+          "    elements = {",
+          ...s.elements.map((e, i) => `      ${elementText(e)}${i < s.elements.length - 1 ? "," : ""}`),
+          "    }",
+        ],
+  );
   return `${lines.join("\n")}\n`;
 }
