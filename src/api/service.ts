@@ -46,12 +46,11 @@ export function readCidr(f: Field): Cidr | undefined {
   }
 }
 
-export function readService(o: ObjCtx, meta: ReadMeta): Service {
-  const spec = o.root.get("spec").map();
-  const type = spec.get("type").oneOf(TYPES) ?? "ClusterIP";
-  const svc: Service = {
+/** A Service with Kubernetes' defaults for everything a manifest may leave out. */
+export function defaultService(meta: Service["meta"], type: Service["type"] = "ClusterIP"): Service {
+  return {
     kind: "Service",
-    meta: namespacedMeta(meta, o.location),
+    meta,
     type,
     clusterIPs: [],
     ipFamilies: [],
@@ -64,6 +63,12 @@ export function readService(o: ObjCtx, meta: ReadMeta): Service {
     externalIPs: [],
     publishNotReadyAddresses: false,
   };
+}
+
+export function readService(o: ObjCtx, meta: ReadMeta): Service {
+  const spec = o.root.get("spec").map();
+  const type = spec.get("type").oneOf(TYPES) ?? "ClusterIP";
+  const svc = defaultService(namespacedMeta(meta, o.location), type);
   const external = type === "NodePort" || type === "LoadBalancer";
 
   // Cluster IPs.

@@ -2,6 +2,7 @@
  * Synthetic proxy inputs for unit tests and the benchmark: N ClusterIP Services of one TCP port, each with
  * K ready endpoints on another node. Plain data, deterministic.
  */
+import { defaultService } from "../api/service.js";
 import type { Service } from "../api/types.js";
 import type { ServicePlan } from "../plan/types.js";
 import type { ProxyEndpoint, ServiceEndpoints } from "./endpoints.js";
@@ -40,20 +41,10 @@ function defaultEndpointIps(i: number, k: number): string[] {
 
 export function syntheticServiceObject(name: string, namespace = "bench"): Service {
   return {
-    kind: "Service",
-    meta: { name, namespace, cluster: "bench", labels: {}, annotations: {} },
-    type: "ClusterIP",
-    clusterIPs: [],
+    ...defaultService({ name, namespace, cluster: "bench", labels: {}, annotations: {} }),
     ipFamilies: ["IPv4"],
-    ipFamilyPolicy: "SingleStack",
     selector: { app: name },
     ports: [{ name: "http", protocol: "TCP", port: SYNTHETIC.port, targetPort: SYNTHETIC.targetPort }],
-    sessionAffinity: "None",
-    internalTrafficPolicy: "Cluster",
-    loadBalancerIngress: [],
-    loadBalancerSourceRanges: [],
-    externalIPs: [],
-    publishNotReadyAddresses: false,
   };
 }
 
