@@ -5,7 +5,7 @@
 // spawnSync, which blocks the event loop but starts the first child ~4 ms sooner than spawn (no stream
 // machinery to initialise). Long-running processes keep the default, asynchronous spawn.
 import { spawn, spawnSync } from "node:child_process";
-import { contextNetns, inNetns } from "./netns-context.js";
+import { contextNetns, hasNetnsSwitcher, inNetns } from "./netns-context.js";
 
 export interface ExecOptions {
   /** Written to the command's stdin, which is then closed. */
@@ -18,8 +18,8 @@ export interface ExecOptions {
   allowFailure?: boolean;
   /** Run with spawnSync (blocking); default: see preferSynchronousExec. */
   sync?: boolean;
-  /** Start the command inside this network namespace (path); needs a namespace switcher
-   * (netns-context.ts). Without the option: the current context's namespace. */
+  /** Start the command inside this network namespace (path): directly with a namespace switcher
+   * (netns-context.ts), else through nsenter. Without the option: the current context's namespace. */
   netns?: string;
 }
 
@@ -184,8 +184,15 @@ function settleLight(
 export function run(
   command: string,
   args: readonly string[],
-  options: ExecOptions = {},
+  optionsIn: ExecOptions = {},
 ): Promise<ExecResult> {
+  let options = optionsIn;
+  // Without a namespace switcher (no addon in this process), nsenter enters the namespace instead.
+  if (options.netns !== undefined && !hasNetnsSwitcher()) {
+    args = [`--net=${options.netns}`, command, ...args];
+    command = "nsenter";
+    options = { ...options, netns: undefined };
+  }
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (options.sync ?? syncByDefault) return runSync(command, args, options, timeoutMs);
   if (asyncSpawner) {

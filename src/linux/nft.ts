@@ -1,7 +1,6 @@
 // nftables: apply a ruleset text atomically (`nft -f -`, one transaction), list as JSON, delete a
 // table if it exists. Optionally inside a network namespace given by path (`nsenter --net=PATH`).
 import { ExecError, type ExecOptions, run } from "./exec.js";
-import { hasNetnsSwitcher } from "./netns-context.js";
 
 export interface NftOptions {
   /** Run inside this network namespace (a path such as /run/netns/x). */
@@ -29,9 +28,7 @@ export class NftError extends Error {
 }
 
 function commandFor(args: string[], netns: string | undefined): [string, string[], ExecOptions] {
-  if (netns === undefined) return ["nft", args, {}];
-  if (hasNetnsSwitcher()) return ["nft", args, { netns }];
-  return ["nsenter", [`--net=${netns}`, "nft", ...args], {}];
+  return ["nft", args, netns === undefined ? {} : { netns }];
 }
 
 async function nft(args: string[], options: NftOptions, input?: string): Promise<string> {
