@@ -151,13 +151,12 @@ async function askUdp(host: string, port: number): Promise<string> {
   }
 }
 
-async function connectError(host: string, port: number): Promise<{ code: string | undefined; ms: number }> {
-  const start = performance.now();
+async function connectError(host: string, port: number): Promise<{ code: string | undefined }> {
   try {
     (await connectTcp(path(ns.client), host, port, { timeoutMs: 3000 })).destroy();
-    return { code: "connected", ms: performance.now() - start };
+    return { code: "connected" };
   } catch (e) {
-    return { code: (e as { code?: string }).code, ms: performance.now() - start };
+    return { code: (e as { code?: string }).code };
   }
 }
 
@@ -244,8 +243,8 @@ describe("service proxy with real packets", () => {
       [vip("web"), 81],
     ] as const) {
       const r = await connectError(host, port);
+      // Refused (an RST or ICMP answer), not timed out: a timeout would be another code.
       assert.equal(r.code, "ECONNREFUSED", `${host}:${port}`);
-      assert.ok(r.ms < 2000, `refused, not timed out (${r.ms} ms)`);
     }
   });
 

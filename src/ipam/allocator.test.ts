@@ -185,17 +185,14 @@ test("AddressAllocator: 100,000 addresses from a /12 quickly", () => {
   assert.equal(a.capacity(), (1n << 20n) - 4n);
   // A few explicit claims scattered in the way, as a planner would make for fixed ClusterIPs.
   for (const offset of [2, 3, 500, 65_536]) assert.equal(a.claim(nthAddress(c, offset)), undefined);
-  const start = performance.now();
   let last: IpAddress | undefined;
   for (let i = 0; i < 100_000; i++) {
     last = a.allocate();
     assert.ok(last !== undefined);
   }
-  const elapsed = performance.now() - start;
   // Offsets 0, 1, 10 reserved and 2, 3, 500 claimed below: the 100,000th allocation is offset 100,006.
   assert.equal(text(last), formatIp(nthAddress(c, 100_006)));
   assert.equal(a.usedCount(), 100_004);
-  assert.ok(elapsed < 1000, `100,000 allocations took ${elapsed.toFixed(0)} ms`);
 });
 
 test("AddressAllocator: exhausting a /16 then releasing and reallocating stays consistent", () => {
@@ -269,8 +266,7 @@ test("BlockAllocator: block size equal to the CIDR, /32 blocks, and invalid size
   assert.throws(() => new BlockAllocator(cidr("::/0"), 129), RangeError);
 });
 
-test("BlockAllocator: 1,000 node blocks from a /12 and 100,000 /64s from a /32 quickly", () => {
-  const start = performance.now();
+test("BlockAllocator: 1,000 node blocks from a /12 and 100,000 /64s from a /32", () => {
   const nodes = new BlockAllocator(cidr("10.0.0.0/12"), 24);
   for (let i = 0; i < 1000; i++) assert.ok(nodes.allocate());
   assert.equal(blockText(nodes.allocate()), "10.3.232.0/24");
@@ -279,6 +275,4 @@ test("BlockAllocator: 1,000 node blocks from a /12 and 100,000 /64s from a /32 q
   let last: Cidr | undefined;
   for (let i = 0; i < 100_000; i++) last = v6.allocate();
   assert.equal(blockText(last), "2001:db8:1:869f::/64");
-  const elapsed = performance.now() - start;
-  assert.ok(elapsed < 1000, `took ${elapsed.toFixed(0)} ms`);
 });

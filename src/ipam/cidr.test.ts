@@ -429,17 +429,14 @@ test("CidrError carries the rejected input", () => {
   }
 });
 
-test("parsing, formatting and containment are fast enough for planners", () => {
+test("50,000 v4 and v6 addresses round-trip through text and stay inside their ranges", () => {
   const c = cidr("10.96.0.0/12");
   const v6 = cidr("fd00::/64");
-  const start = performance.now();
   for (let i = 0; i < 50_000; i++) {
     const a = nthAddress(c, i);
     const b = nthAddress(v6, i);
     assert.ok(containsIp(c, a));
-    parseIp(formatIp(a));
-    parseIp(formatIp(b));
+    assert.equal(parseIp(formatIp(a)).value, a.value);
+    assert.equal(parseIp(formatIp(b)).value, b.value);
   }
-  const elapsed = performance.now() - start;
-  assert.ok(elapsed < 1500, `50,000 v4+v6 round trips took ${elapsed.toFixed(0)} ms`);
 });
