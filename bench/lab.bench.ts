@@ -509,8 +509,10 @@ async function size(name: string, nodes: number, pods: number): Promise<SizeFigu
   const namespaces = listNamespaces(labPrefix(lab)).length;
   const nodeCount = (result.state.plan?.clusters ?? []).reduce((s, c) => s + c.nodes.length, 0);
   const veths = result.state.pods.filter((p) => !p.hostNetwork).length + nodeCount;
-  if (result.state.pods.length !== pods)
-    throw new Error(`lab ${lab}: ${result.state.pods.length} pods attached`);
+  // The manifest's pods, and the cluster DNS pod the lab adds (the floor makes its namespace and veth too).
+  const expected = pods + (result.state.plan?.clusters.length ?? 0);
+  if (result.state.pods.length !== expected)
+    throw new Error(`lab ${lab}: ${result.state.pods.length} pods attached, expected ${expected}`);
   const mem = memory(lab);
   process.stdout.write(` ${secs(upMs)}; down ...`);
   const downMs = await down(lab);

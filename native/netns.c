@@ -22,6 +22,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <node_api.h>
+
+#include "napi-errors.h"
 #include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,27 +40,6 @@
 #include <time.h>
 
 #define MAX_TEXT 256
-
-// Throws a JavaScript Error "<message>: <strerror(err)>" with `code` set to the errno name (EADDRINUSE,
-// ...), as Node's own errors carry it. Returns NULL for the caller to return.
-static napi_value throw_errno(napi_env env, int err, const char *format, ...) {
-  char message[MAX_TEXT + 128];
-  va_list args;
-  va_start(args, format);
-  int n = vsnprintf(message, sizeof message, format, args);
-  va_end(args);
-  if (n < 0) n = 0;
-  if ((size_t)n >= sizeof message) n = sizeof message - 1;
-  snprintf(message + n, sizeof message - n, ": %s", strerror(err));
-  const char *code = strerrorname_np(err);
-  napi_throw_error(env, code ? code : NULL, message);
-  return NULL;
-}
-
-static napi_value throw_type(napi_env env, const char *message) {
-  napi_throw_type_error(env, NULL, message);
-  return NULL;
-}
 
 // setns(fd): moves the calling thread (Node's main thread) into the network namespace fd refers to.
 static napi_value js_setns(napi_env env, napi_callback_info info) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds podnet's N-API addon (native/netns.c: setns and sockets inside network namespaces) into
-# dist/native/netns.node with plain gcc: one C file needs no node-gyp (and no Python, no downloads).
+# Builds podnet's N-API addons with plain gcc into dist/native/: netns.node (native/netns.c: setns and
+# sockets inside network namespaces) and netlink.node (native/netlink.c: rtnetlink requests inside a
+# namespace, for the CNI plugin) and dnsfast.node (native/dnsfast.c: the DNS server's UDP fast path). One C file each needs no node-gyp (and no Python, no downloads).
 # Runs as part of `npm run build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +25,8 @@ if [ -z "$include" ]; then
 fi
 
 mkdir -p dist/native
-gcc -O2 -Wall -Wextra -shared -fPIC -I"$include" native/netns.c -o dist/native/netns.node
+for addon in netns netlink; do
+  gcc -O2 -Wall -Wextra -shared -fPIC -I"$include" "native/$addon.c" -o "dist/native/$addon.node"
+done
+# dnsfast.node (native/dnsfast.c): the DNS server's UDP fast path for cache hits, a thread per listener.
+gcc -O2 -Wall -Wextra -shared -fPIC -pthread -I"$include" native/dnsfast.c -o dist/native/dnsfast.node -lpthread

@@ -15,6 +15,9 @@ for (const name of ["podnet", "podnet-ipam"]) {
     platform: "node",
     target: "node20",
     format: "cjs",
+    // import.meta.url is the bundle's own URL (src/linux/netlink.ts finds its addon next to it).
+    banner: { js: '"use strict"; const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    define: { "import.meta.url": "__bundleUrl" },
     logLevel: "warning",
   });
   chmodSync(outfile, 0o755);

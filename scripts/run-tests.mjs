@@ -23,7 +23,8 @@ if (files.length === 0) {
   process.exit(1);
 }
 // Leak check: what the machine holds before and after the suite must be the same (namespaces, root
-// namespace links and nftables tables, podnet's runtime directories and labs, lab agent processes).
+// namespace links and nftables tables, podnet's runtime directories and labs, pods' /etc/netns files, lab
+// agent processes).
 function snapshot() {
   const lines = (cmd, args) => {
     const r = spawnSync(cmd, args, { encoding: "utf8" });
@@ -36,6 +37,7 @@ function snapshot() {
     ...["/run/podnet-cni", "/var/lib/cni/networks/podnet"]
       .filter((d) => existsSync(d))
       .map((d) => `dir ${d}`),
+    ...(existsSync("/etc/netns") ? readdirSync("/etc/netns").map((n) => `netns files /etc/netns/${n}`) : []),
     ...(existsSync("/run/podnet/labs")
       ? readdirSync("/run/podnet/labs").map((l) => `lab /run/podnet/labs/${l}`)
       : []),

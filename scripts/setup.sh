@@ -15,6 +15,14 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # The reference CNI plugins (bridge, host-local, portmap, ...): peers in the CNI tests.
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+# conntrack: the service proxy flushes stale UDP flows when an endpoint goes away (as kube-proxy does).
+command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
+# dig (dnsutils): the DNS tests query podnet's DNS server from inside lab pods with the real client.
+command -v dig >/dev/null 2>&1 || need+=(dnsutils)
+# dnsperf and dnsmasq (the -base package: the binary without a system service listening on port 53):
+# the DNS benchmark's load generator and its peer.
+command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "podnet setup: missing Debian packages: ${need[*]}; run as root (or: apt-get install ${need[*]})" >&2

@@ -162,8 +162,16 @@ function fabricSuite(mode: "routed" | "vxlan") {
 
     test("up attaches every pod through CNI and reports each phase", () => {
       assert.deepEqual(up.report.failures, []);
-      assert.equal(up.report.podsAdded, 3);
-      assert.deepEqual(up.state.pods.map((p) => `${p.name}@${p.node}`).sort(), ["p1@n1", "p2@n1", "p3@n2"]);
+      // The three pods, and the cluster's DNS pod (kube-system/cluster-dns) the lab adds.
+      assert.equal(up.report.podsAdded, 4);
+      assert.deepEqual(
+        up.state.pods
+          .filter((p) => p.namespace === "a")
+          .map((p) => `${p.name}@${p.node}`)
+          .sort(),
+        ["p1@n1", "p2@n1", "p3@n2"],
+      );
+      assert.ok(up.state.pods.some((p) => p.namespace === "kube-system" && p.name === "cluster-dns"));
       for (const phase of ["namespaces", "network", "agents", "pods", "workloads"])
         assert.ok(
           up.report.phases.some((p) => p.phase === phase),
@@ -338,7 +346,7 @@ spec:
 `;
         const added = await labApply({ lab }, src(p4, "p4.yaml"));
         assert.equal(added.report.podsAdded, 1);
-        assert.equal(added.report.podsKept, 3);
+        assert.equal(added.report.podsKept, 4);
         const r = await tcp(podOf(lab, "p1").netns, podOf(lab, "p4").ips[0] as string, 8080);
         assert.equal(r.outcome, "connected", r.reason);
 
@@ -439,7 +447,7 @@ spec:
           await new Promise((r) => setTimeout(r, 10));
         const again = await labUp({ lab }, []);
         assert.equal(again.report.podsAdded, 0);
-        assert.equal(again.report.podsKept, 3);
+        assert.equal(again.report.podsKept, 4);
         assert.notEqual(runningAgentPid(lab, "node"), pid);
         // The new agent replaced the service proxy's tables in one transaction: conntrack kept the NAT.
         assert.equal(await direct.ask("still there"), "echo still there");
@@ -485,7 +493,7 @@ spec:
         const other = `t${tag}b`;
         try {
           const r2 = await labUp({ lab: other }, src(manifests("routed")));
-          assert.equal(r2.report.podsAdded, 3);
+          assert.equal(r2.report.podsAdded, 4);
           const p1 = podOf(other, "p1");
           const r = await tcp(podOf(other, "p3").netns, p1.ips[0] as string, 8080);
           assert.equal(r.outcome, "connected", r.reason);
@@ -529,8 +537,9 @@ test("the quick-start tour passes every check it makes and leaves nothing behind
     });
     assert.deepEqual(r.failed, [], out);
     assert.ok(r.checks >= 14, out);
-    assert.match(out, /external host to pod IP connects/);
-    assert.match(out, /external host to pod IP is blocked/);
+    assert.match(out, /✔ external host to pod IP \S+ answers \(ping\)/);
+    assert.match(out, /✔ external host to pod IP \S+ gets no answer \(ping\)/);
+    assert.match(out, /✔ external host to shop\/web-\S+ is blocked by NetworkPolicy shop\/web-from-client/);
     assert.match(out, /MTU 1450 = underlay 1500 - 50/);
   } finally {
     await labDown({ lab });

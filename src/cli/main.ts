@@ -3,8 +3,10 @@
 import { Command, CommanderError } from "commander";
 import { formatDiagnostic, InvalidInputError } from "../api/diagnostics.js";
 import { registerCniCommand } from "./commands/cni.js";
+import { registerDnsCommand } from "./commands/dns.js";
 import { registerLabCommand } from "./commands/lab.js";
 import { registerPlanCommand } from "./commands/plan.js";
+import { registerPolicyCommand } from "./commands/policy.js";
 import { UserError } from "./options.js";
 
 export function buildProgram(): Command {
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
   registerPlanCommand(program);
   registerCniCommand(program);
   registerLabCommand(program);
+  registerDnsCommand(program);
+  registerPolicyCommand(program);
   return program;
 }
 

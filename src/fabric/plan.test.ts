@@ -64,10 +64,11 @@ test("vxlan: device with MTU - 50, and per peer a route, a neighbour and an FDB 
   });
 });
 
-test("IPv6 pod blocks route via the peer's IPv4 underlay address (via inet)", () => {
+test("IPv6 pod blocks route via the link-local twin of the peer's IPv4 underlay address", () => {
+  // This kernel rejects IPv6 routes with IPv4 next hops (RTA_VIA): the lab gives eth0 fe80::<IPv4>.
   assert.equal(
     routeLine({ dst: "fd00:10:244:1::/64", via: "172.18.0.3", dev: "eth0", onlink: false }),
-    "route replace fd00:10:244:1::/64 via inet 172.18.0.3 dev eth0",
+    "route replace fd00:10:244:1::/64 via fe80::ac12:3 dev eth0",
   );
   const plan = planFabric(clusterPlan("  nodes: 2\n  podCIDRs: [10.244.0.0/16, fd00:10:244::/56]"));
   assert.deepEqual(

@@ -16,7 +16,7 @@ export const UNDERLAY_DEVICE = "eth0";
 
 export interface FabricRoute {
   dst: string;
-  /** Next hop; an IPv6 destination may have an IPv4 next hop (RFC 5549, `via inet`). */
+  /** Next hop; for an IPv6 destination an IPv4 next hop stands for its link-local twin (ipv6NextHopFor). */
   via: string;
   dev: string;
   /** The next hop is reachable on the device without a connected route (VXLAN VTEP addresses). */
@@ -162,10 +162,21 @@ export function fabricCommands(node: FabricNodePlan): { ip: string[]; bridge: st
   return { ip, bridge };
 }
 
+/**
+ * The IPv6 next hop that stands for a node's IPv4 underlay address: a link-local address with the IPv4
+ * address in its last 32 bits (172.29.0.2 → fe80::ac1d:2). Linux accepts IPv4 routes with IPv6 next hops
+ * but not the reverse ("IPv6 does not support RTA_VIA attribute"), so an IPv6 pod block is routed via this
+ * address, which the lab gives each underlay interface of an IPv4-only node network.
+ */
+export function ipv6NextHopFor(ipv4: string): string {
+  const [a, b, c, d] = ipv4.split(".").map(Number) as [number, number, number, number];
+  return `fe80::${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+}
+
 export function routeLine(r: FabricRoute): string {
   const v6dst = r.dst.includes(":");
   const v4via = !r.via.includes(":");
+  const via = v6dst && v4via ? ipv6NextHopFor(r.via) : r.via;
   // ip infers the family from the destination (batch lines take no -6).
-  const via = v6dst && v4via ? `via inet ${r.via}` : `via ${r.via}`;
-  return `route replace ${r.dst} ${via} dev ${r.dev}${r.onlink ? " onlink" : ""}`;
+  return `route replace ${r.dst} via ${via} dev ${r.dev}${r.onlink ? " onlink" : ""}`;
 }

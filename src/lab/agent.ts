@@ -13,22 +13,26 @@
  */
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Server } from "node:net";
-import { loadManifestSources } from "../api/index.js";
+import { type DesiredState, loadManifestSources } from "../api/index.js";
 import { serveCniRequests } from "../cni/server.js";
 import { CNI_SERVER_SOCKET } from "../cni/spec.js";
-import { useAsyncSpawner } from "../linux/exec.js";
+import { run, useAsyncSpawner } from "../linux/exec.js";
 import { runInNetnsContext, useNetnsSwitcher } from "../linux/netns-context.js";
 import { listenUnixAbstract, withNetns } from "../linux/netns-native.js";
 import { nftApply } from "../linux/nft.js";
 import { SpawnPool } from "../linux/spawn-pool.js";
+import { LabPolicySync } from "../policy/sync.js";
 import {
   clusterEndpoints,
+  conntrackDeleteArgs,
+  ProxyPlanner,
   type ProxyRuleset,
-  planProxyRules,
   planProxyUpdate,
   proxyInputFor,
   proxySyncScript,
 } from "../proxy/index.js";
+import { isClusterDnsPod } from "./cluster-dns.js";
+import { ClusterDnsHost } from "./dns-host.js";
 import { labDir, netnsNames, netnsPath } from "./names.js";
 import { ResponderHost } from "./responder.js";
 import { type LabState, readLabState, storeSource } from "./store.js";
@@ -52,10 +56,18 @@ export interface AgentStatus {
   pods: number;
   sockets: number;
   skipped: string[];
+  /** Clusters whose DNS server runs in their DNS pod (workloads agent). */
+  dns: string[];
   rssBytes: number;
 }
 
-type Request = { op: "ping" } | { op: "sync" } | { op: "status" } | { op: "stop" };
+type Request =
+  | { op: "ping" }
+  | { op: "sync" }
+  | { op: "status" }
+  | { op: "stop" }
+  /** Workloads: stop these pods' servers gracefully (`cluster/namespace/name` keys), as on SIGTERM. */
+  | { op: "terminate"; pods: string[]; graceMs: number };
 
 /** Runs the agent until told to stop. */
 export async function runAgent(lab: string, role: AgentRole, log: (line: string) => void): Promise<void> {
@@ -69,6 +81,10 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
   const responders = new ResponderHost();
   const cniServers = new Map<string, Server>();
   const proxyRulesets = new Map<string, ProxyRuleset>();
+  // One planner per node: it remembers each Service's share of the node's tables and replans what changed.
+  const proxyPlanners = new Map<string, ProxyPlanner>();
+  const policySync = new LabPolicySync(lab, log);
+  const clusterDns = new ClusterDnsHost(log);
   let skipped: string[] = [];
 
   async function sync(): Promise<AgentStatus> {
@@ -84,6 +100,7 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
       }
     }
     if (role === "node" && state?.plan) await syncServiceProxy(state);
+    if (role === "node" && state?.plan) await policySync.sync(state);
     for (const ns of wantedNodes) {
       if (role !== "node") break;
       if (cniServers.has(ns) || !existsSync(netnsPath(ns))) continue;
@@ -100,6 +117,8 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
       ]),
     );
     if (role !== "workloads") wantedPods.clear();
+    // The DNS pods' port 53 belongs to the cluster DNS server, not to a responder.
+    for (const [key, pod] of wantedPods) if (isClusterDnsPod(pod)) wantedPods.delete(key);
     for (const key of responders.keys()) if (!wantedPods.has(key)) await responders.close(key);
     skipped = [];
     for (const [key, pod] of wantedPods) {
@@ -110,24 +129,39 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
         name: pod.name,
         netnsPath: pod.netns,
         ports: pod.ports,
+        // A dual-stack pod answers on both families, as a server bound to the wildcard address would.
+        families: pod.ips.some((ip) => ip.includes(":"))
+          ? pod.ips.some((ip) => !ip.includes(":"))
+            ? [4, 6]
+            : [6]
+          : [4],
       });
       for (const s of (result as { skipped?: string[] } | undefined)?.skipped ?? [])
         skipped.push(`${key}: ${s}`);
+    }
+    if (role === "workloads" && state?.plan) {
+      const desired = loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []);
+      await clusterDns.sync(state, attachedOnly(desired.state, state));
     }
     return status();
   }
 
   /** kube-proxy's job in every node: the node's ruleset, applied as a diff of the last one applied. */
   async function syncServiceProxy(state: LabState): Promise<void> {
-    const loaded = loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []);
+    const desired = attachedOnly(
+      loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []).state,
+      state,
+    );
     const jobs: { ns: string; next: ProxyRuleset }[] = [];
     for (const cluster of state.plan?.clusters ?? []) {
-      const derived = clusterEndpoints(loaded.state, cluster); // once per cluster, not per node
+      const derived = clusterEndpoints(desired, cluster); // once per cluster, not per node
       for (const node of cluster.nodes) {
         const ns = netnsPath(netnsNames.node(lab, cluster.name, node.name));
         if (!existsSync(ns)) continue;
-        const input = proxyInputFor(loaded.state, cluster, node.name, derived);
-        jobs.push({ ns, next: planProxyRules(input) });
+        const input = proxyInputFor(desired, cluster, node.name, derived);
+        const planner = proxyPlanners.get(ns) ?? new ProxyPlanner();
+        proxyPlanners.set(ns, planner);
+        jobs.push({ ns, next: planner.plan(input) });
       }
     }
     await Promise.all(
@@ -135,7 +169,8 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
         const previous = proxyRulesets.get(ns);
         // After a restart there is no previous: replace the tables in one transaction (conntrack keeps
         // established connections going).
-        const text = previous ? planProxyUpdate(previous, next).text : proxySyncScript(next);
+        const update = previous ? planProxyUpdate(previous, next) : undefined;
+        const text = update ? update.text : proxySyncScript(next);
         try {
           if (text.trim()) await nftApply(text, { netns: ns });
           proxyRulesets.set(ns, next);
@@ -143,6 +178,13 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
           proxyRulesets.delete(ns);
           log(`service proxy in ${ns}: ${(e as Error).message}`);
           throw e;
+        }
+        // After the rules: a UDP client that keeps its source port would otherwise keep reaching the
+        // endpoint that went away until its conntrack entry expires. Exit code 1 = nothing to delete.
+        for (const flow of update?.staleUdp ?? []) {
+          await run("conntrack", conntrackDeleteArgs(flow), { netns: ns, allowFailure: true }).catch((e) =>
+            log(`conntrack in ${ns}: ${(e as Error).message}`),
+          );
         }
       }),
     );
@@ -158,6 +200,7 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
       pods: responders.keys().length,
       sockets,
       skipped,
+      dns: clusterDns.clusters(),
       rssBytes: process.memoryUsage.rss(),
     };
   }
@@ -183,7 +226,10 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
             if (req.op === "ping") reply = { ok: true, pid: process.pid };
             else if (req.op === "sync") reply = { ok: true, status: await sync() };
             else if (req.op === "status") reply = { ok: true, status: status() };
-            else if (req.op === "stop") {
+            else if (req.op === "terminate") {
+              await Promise.all(req.pods.map((key) => responders.close(key, req.graceMs)));
+              reply = { ok: true, status: status() };
+            } else if (req.op === "stop") {
               conn.end(`${JSON.stringify({ ok: true })}\n`);
               shutdown();
               return;
@@ -200,6 +246,7 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
 
   function shutdown(): void {
     void responders.closeAll();
+    void clusterDns.stopAll();
     for (const s of cniServers.values()) s.close();
     control.close();
     try {
@@ -220,6 +267,19 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
   writeFileSync(agentPidPath(lab, role), `${process.pid}\n`);
   log(`${role} agent ${process.pid} for lab ${lab} listening on ${sockPath}`);
   await sync();
+}
+
+/**
+ * The desired state with only the pods the lab has attached (or hostNetwork pods): a pod whose namespace
+ * is not wired yet, or is being torn down, is no endpoint — as in Kubernetes, where a pod gets into an
+ * EndpointSlice once it runs and leaves it when it starts terminating.
+ */
+export function attachedOnly(desired: DesiredState, state: LabState): DesiredState {
+  const attached = new Set(state.pods.map((p) => `${p.cluster}/${p.namespace}/${p.name}`));
+  return {
+    ...desired,
+    pods: desired.pods.filter((p) => attached.has(`${p.meta.cluster}/${p.meta.namespace}/${p.meta.name}`)),
+  };
 }
 
 /** Sends one request to a lab's agent; rejects when none answers within `timeoutMs`. */

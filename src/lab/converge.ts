@@ -13,8 +13,15 @@ import { withNetns } from "../linux/netns-native.js";
 import { ensureSysctl } from "../linux/sysctl.js";
 import type { AddressPlan, ClusterPlan } from "../plan/types.js";
 import { agentRequest } from "./agent.js";
+import { podResolvConf } from "./cluster-dns.js";
 import { type CniExecMode, execInNode, viaNodeAgent } from "./cni-exec.js";
-import { applyNamespace, applyRootLines, deleteNamespaces, listNamespaces } from "./kernel.js";
+import {
+  applyNamespace,
+  applyRootLines,
+  deleteNamespaces,
+  listNamespaces,
+  writeNetnsResolvConf,
+} from "./kernel.js";
 import { labDir, labPrefix, netnsNames, netnsPath, podContainerId } from "./names.js";
 import { planServiceRoutes } from "./service-routes.js";
 import type { AppliedPod, LabState } from "./store.js";
@@ -114,6 +121,9 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** How long a deleted pod's open connections may take to finish (the lab's terminationGracePeriod). */
+const TERMINATION_GRACE_MS = 1000;
+
 export async function converge(
   lab: string,
   desired: DesiredState,
@@ -165,6 +175,18 @@ export async function converge(
     const present = p.hostNetwork || existing.has(p.netns.slice("/run/netns/".length));
     if (w && samePlacement(w, p) && present) kept.push(p);
     else leaving.push(p);
+  }
+  if (leaving.length > 0 && state.plan) {
+    // Endpoints go before their pods do (Kubernetes takes a terminating pod out of its EndpointSlices
+    // first): the node agent drops them from every node's proxy while the pods still answer.
+    writeLabState({ ...state, pods: kept });
+    await agentRequest(lab, "node", { op: "sync" }).catch(() => undefined); // no agent: nothing proxied
+    // Then the pods' servers stop as on SIGTERM: connections that got in before may finish (up to 1 s).
+    await agentRequest(lab, "workloads", {
+      op: "terminate",
+      pods: leaving.map((p) => `${p.cluster}/${p.namespace}/${p.name}`),
+      graceMs: TERMINATION_GRACE_MS,
+    }).catch(() => undefined);
   }
   await pool(leaving, CNI_CONCURRENCY, async (p) => {
     if (p.hostNetwork) return;
@@ -260,6 +282,9 @@ export async function converge(
       });
       for (const [key, value] of Object.entries(PROBE_SYSCTLS))
         withNetns(p.netns, () => ensureSysctl(key, value));
+      const cluster = plan.clusters.find((c) => c.name === p.cluster);
+      if (cluster)
+        writeNetnsResolvConf(p.netns.slice("/run/netns/".length), podResolvConf(p.namespace, cluster));
       const got = (result.ips ?? []).map((i) => i.address.split("/")[0] ?? "");
       attached.push({ ...p, ips: got.length ? got : p.ips });
     } catch (e) {
@@ -275,5 +300,11 @@ export async function converge(
   // 6. Responders on every pod's declared ports.
   const synced = await agentRequest<{ status: { sockets: number } }>(lab, "workloads", { op: "sync" });
   phase("workloads", `${synced.status.sockets} responder sockets`);
+
+  // 7. New pods answer now: the node agent makes them endpoints (a pod is not one before it runs).
+  if (attached.length > 0) {
+    await agentRequest(lab, "node", { op: "sync" });
+    phase("endpoints", `${attached.length} pods published to the service proxy`);
+  }
   return { state: next, report };
 }

@@ -3,7 +3,7 @@
  * killed process) converges instead of failing. Lines that create what exists ("File exists") count as
  * done; any other failure is an error naming the namespace, the line and the kernel's answer.
  */
-import { readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { ipBatchForce } from "../linux/ip.js";
 import { withNetns } from "../linux/netns-native.js";
 import { nftApply } from "../linux/nft.js";
@@ -42,10 +42,25 @@ export function applyRootLines(lines: readonly string[]): Promise<void> {
   return forced("root namespace", lines, {});
 }
 
-/** Deletes namespaces (all of them, going on past failures); returns those that could not be deleted. */
+/**
+ * Deletes namespaces (all of them, going on past failures), and their /etc/netns/NAME files (a pod's
+ * resolv.conf); returns those that could not be deleted.
+ */
 export async function deleteNamespaces(names: readonly string[]): Promise<string[]> {
   const failures = await ipBatchForce(names.map((n) => `netns del ${n}`));
+  for (const n of names) rmSync(netnsEtcDir(n), { recursive: true, force: true });
   return failures.map((f) => f.line.slice("netns del ".length));
+}
+
+/** Files `ip netns exec` mounts over /etc inside namespace `name` (resolv.conf for a pod). */
+export function netnsEtcDir(name: string): string {
+  return `/etc/netns/${name}`;
+}
+
+/** Writes the pod's /etc/resolv.conf as seen by `ip netns exec` (dig, getent, `podnet lab exec`). */
+export function writeNetnsResolvConf(name: string, text: string): void {
+  mkdirSync(netnsEtcDir(name), { recursive: true });
+  writeFileSync(`${netnsEtcDir(name)}/resolv.conf`, text);
 }
 
 /** Sysctls, links, addresses, routes, FDB entries and nftables rules of one namespace. */

@@ -4,7 +4,7 @@
  * errors), converges the kernel to it and writes the store back.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Diagnostic, hasErrors, InvalidInputError } from "../api/diagnostics.js";
 import { loadManifestSources } from "../api/index.js";
@@ -22,13 +22,15 @@ import {
   type AgentStatus,
   agentRequest,
   agentSocketPath,
+  attachedOnly,
   runningAgentPid,
 } from "./agent.js";
 import type { CniExecMode } from "./cni-exec.js";
 import { type ConvergeReport, converge, type Progress } from "./converge.js";
-import { deleteNamespaces, listNamespaces } from "./kernel.js";
+import { deleteNamespaces, listNamespaces, netnsEtcDir } from "./kernel.js";
 import { labDir, labNameProblem, labPrefix, netnsNames } from "./names.js";
 import {
+  clusterDnsSource,
   emptyLabState,
   type LabState,
   mergeObjects,
@@ -78,7 +80,13 @@ function loadDesired(
   sources: readonly Source[],
   verbose = false,
 ): { desired: DesiredState; diagnostics: Diagnostic[] } {
-  const all = objects.length ? [storeSource(lab, objects), ...sources] : [...sources];
+  // The lab's DNS pod and Service follow the clusters of the stored and the incoming objects together.
+  const incoming = objectsOf(sources, []);
+  const all = [
+    ...(objects.length ? [storeSource(lab, objects, false)] : []),
+    ...sources,
+    clusterDnsSource(lab, [...objects, ...incoming]),
+  ];
   const loaded = loadManifestSources(all, { verbose });
   if (hasErrors(loaded.diagnostics)) throw new InvalidInputError(loaded.diagnostics);
   return { desired: loaded.state, diagnostics: loaded.diagnostics };
@@ -125,8 +133,17 @@ async function ensureAgent(lab: string, role: AgentRole): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 25));
   }
+  // The log's last lines say why (the lab's directory, and the log with it, may go with a later down).
+  let tail = "";
+  try {
+    tail = readFileSync(`${labDir(lab)}/${role}.log`, "utf8")
+      .trimEnd()
+      .split("\n")
+      .slice(-5)
+      .join("\n  ");
+  } catch {}
   throw new LabError(
-    `the lab's ${role} agent did not start (see ${labDir(lab)}/${role}.log)${lastError ? `: ${(lastError as Error).message}` : ""}`,
+    `the lab's ${role} agent did not start (see ${labDir(lab)}/${role}.log)${lastError ? `: ${(lastError as Error).message}` : ""}${tail ? `\n  ${tail}` : ""}`,
   );
 }
 
@@ -313,6 +330,9 @@ export async function labDown(options: {
   const names = listNamespaces(labPrefix(lab));
   const failed = await deleteNamespaces(names);
   if (failed.length) throw new LabError(`could not delete namespaces: ${failed.join(", ")}`);
+  // Pods' resolv.conf files whose namespace went some other way (a crash between the two).
+  for (const n of existsSync("/etc/netns") ? readdirSync("/etc/netns") : [])
+    if (n.startsWith(labPrefix(lab))) rmSync(netnsEtcDir(n), { recursive: true, force: true });
   rmSync(labDir(lab), { recursive: true, force: true });
   return { namespaces: names.length, agentStopped };
 }
@@ -393,7 +413,11 @@ export async function labServices(options: { lab: string }): Promise<ServiceView
   const lab = options.lab;
   const state = readLabState(lab);
   if (!state) throw new LabError(`lab "${lab}" does not exist`);
-  const desired = loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []).state;
+  // The endpoints the node agent programs: attached pods only.
+  const desired = attachedOnly(
+    loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []).state,
+    state,
+  );
   let proxied: string[] = [];
   try {
     proxied = (await agentRequest<{ status: AgentStatus }>(lab, "node", { op: "status" }, 5_000)).status

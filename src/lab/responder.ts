@@ -73,7 +73,8 @@ const MAX_LINE = 4096;
 
 interface OpenSocket {
   endpoint: ResponderEndpoint;
-  close(): Promise<void>;
+  /** Stops accepting; open connections get up to `graceMs` to end by themselves, then are destroyed. */
+  close(graceMs?: number): Promise<void>;
 }
 
 interface PodState {
@@ -124,11 +125,18 @@ async function openTcp(
   server.on("error", (e) => log(`${pod.identity} tcp/${endpoint.port}: ${e.message}`));
   return {
     endpoint,
-    close: () =>
+    close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
-        // server.close waits for open connections: a deleted pod's connections go with it.
+        // server.close waits for open connections: after the grace period a deleted pod's go with it.
         server.close(() => resolve());
-        for (const conn of connections) conn.destroy();
+        const end = () => {
+          for (const conn of connections) conn.destroy();
+        };
+        if (graceMs <= 0 || connections.size === 0) end();
+        else {
+          const timer = setTimeout(end, graceMs);
+          server.once("close", () => clearTimeout(timer));
+        }
       }),
   };
 }
@@ -168,13 +176,16 @@ export class ResponderHost {
     return this.serially(pod.key, () => this.reconcile(pod));
   }
 
-  /** Closes every socket of the pod (its ports are free again when this resolves). */
-  close(key: string): Promise<void> {
+  /**
+   * Closes every socket of the pod (its ports are free again when this resolves). With `graceMs`, as a
+   * server's graceful shutdown on SIGTERM: no new connections, open ones may finish within that time.
+   */
+  close(key: string, graceMs = 0): Promise<void> {
     return this.serially(key, async () => {
       const state = this.pods.get(key);
       if (!state) return;
       this.pods.delete(key);
-      await Promise.all([...state.sockets.values()].map((s) => s.close()));
+      await Promise.all([...state.sockets.values()].map((s) => s.close(graceMs)));
     });
   }
 

@@ -9,6 +9,7 @@ import type { Diagnostic } from "../api/diagnostics.js";
 import { parseSource, type Source } from "../api/source.js";
 import type { Protocol } from "../api/types.js";
 import type { AddressPlan } from "../plan/types.js";
+import { clusterDnsObjects } from "./cluster-dns.js";
 import { labDir } from "./names.js";
 
 export const CLUSTER_ANNOTATION = "podnet.dev/cluster";
@@ -100,11 +101,22 @@ export function objectsOf(sources: readonly Source[], diags: Diagnostic[]): Stor
   return out;
 }
 
-/** The store as a manifest source, for the loader (diagnostics then name `<lab store>`). */
-export function storeSource(lab: string, objects: readonly StoredObject[]): Source {
+/**
+ * The store as a manifest source, for the loader (diagnostics then name `<lab store>`), with the objects
+ * the lab adds to every cluster: its DNS pod and the kube-dns Service (cluster-dns.ts).
+ */
+export function storeSource(lab: string, objects: readonly StoredObject[], withClusterDns = true): Source {
+  const items = objects.map((o) => o.value);
+  if (withClusterDns) items.push(...clusterDnsObjects(objects));
+  return { file: `<lab ${lab} store>`, text: JSON.stringify({ apiVersion: "v1", kind: "List", items }) };
+}
+
+/** The lab's own objects (the DNS pod and Service of each cluster) for `objects`, as a manifest source. */
+export function clusterDnsSource(lab: string, objects: readonly StoredObject[]): Source {
+  const items = clusterDnsObjects(objects);
   return {
-    file: `<lab ${lab} store>`,
-    text: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects.map((o) => o.value) }),
+    file: `<lab ${lab} cluster DNS>`,
+    text: JSON.stringify({ apiVersion: "v1", kind: "List", items }),
   };
 }
 

@@ -11,7 +11,7 @@
  *   external ns   eth0 (on ext0), default via the router
  * Nothing routes to or from the root namespace: the underlay has no default route.
  */
-import { fabricCommands, planFabric, routeLine } from "../fabric/plan.js";
+import { fabricCommands, ipv6NextHopFor, planFabric, routeLine } from "../fabric/plan.js";
 import { deterministicMac } from "../linux/names.js";
 import type { ClusterPlan } from "../plan/types.js";
 import {
@@ -139,6 +139,11 @@ export function planTopology(
     underlayIp.push(
       `link set ${uplink} master ${NODE_SWITCH} up`,
       `neigh replace ${node.address} lladdr ${mac.node(node.name)} dev ${NODE_SWITCH} nud permanent`,
+      ...(v6
+        ? [
+            `neigh replace ${ipv6NextHopFor(node.address)} lladdr ${mac.node(node.name)} dev ${NODE_SWITCH} nud permanent`,
+          ]
+        : []),
     );
     const nodeFabric = fabric.nodes.find((n) => n.node === node.name);
     const commands = nodeFabric ? fabricCommands(nodeFabric) : { ip: [], bridge: [] };
@@ -160,6 +165,18 @@ export function planTopology(
             (peer) => `neigh replace ${peer.address} lladdr ${mac.node(peer.name)} dev eth0 nud permanent`,
           ),
         `route replace default via ${router.nodeNetworkAddress} dev eth0`,
+        // IPv6 pod blocks are routed via the peers' link-local twins of their IPv4 addresses.
+        ...(v6
+          ? [
+              `addr replace ${ipv6NextHopFor(node.address)}/64 dev eth0 nodad`,
+              ...cluster.nodes
+                .filter((peer) => peer !== node)
+                .map(
+                  (peer) =>
+                    `neigh replace ${ipv6NextHopFor(peer.address)} lladdr ${mac.node(peer.name)} dev eth0 nud permanent`,
+                ),
+            ]
+          : []),
         ...commands.ip,
       ],
       bridge: commands.bridge,

@@ -125,35 +125,32 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
         `   pod ${p.namespace}/${p.name} on ${p.node}: ${p.ips.join(", ")}${p.ports.length ? `, serving ${p.ports.map((x) => `${x.port}/${x.protocol}`).join(",")}` : ""}`,
       );
 
-    // A serving pod with a neighbour on its node, if there is one: the tour shows both paths.
-    const serving = pods.filter((p) => p.ports.length > 0);
-    const server = (serving.find((s) => pods.some((p) => p !== s && p.node === s.node)) ??
-      serving[0]) as AppliedPod;
-    const port = server.ports[0]?.port ?? 8080;
-    const sameNode = pods.find((p) => p !== server && p.node === server.node);
-    const otherNode = pods.find((p) => p.node !== server.node);
+    // The client (a pod serving nothing, as shop/client) reaches a serving pod on its own node and one on
+    // another node: the paths the tour shows, and the ones the quick-start's NetworkPolicy admits.
+    const client = pods.find((p) => p.ports.length === 0) ?? (pods[0] as AppliedPod);
+    const serving = pods.filter((p) => p.ports.length > 0 && p !== client);
+    const sameNode = serving.find((p) => p.node === client.node);
+    const otherNode = serving.find((p) => p.node !== client.node);
+    const portOf = (p: AppliedPod) => p.ports[0]?.port ?? 8080;
     const nsOf = (p: AppliedPod) => p.netns.slice("/run/netns/".length);
 
     if (mode === "routed" && sameNode) {
       step("Pods on one node: veth pairs on the node's bridge cbr0, no routing, no NAT");
       await probeShow(
         "same-node pod to pod",
-        nsOf(sameNode),
-        `${sameNode.namespace}/${sameNode.name}`,
-        server.ips[0] as string,
-        port,
+        nsOf(client),
+        `${client.namespace}/${client.name}`,
+        sameNode.ips[0] as string,
+        portOf(sameNode),
         "connected",
       );
     }
     if (otherNode) {
       step(`Pods across nodes (${mode})`);
-      const nodeNs = netnsNames.node(lab, cluster.name, otherNode.node);
-      const routes = inNs(nodeNs, "ip", [
-        "route",
-        "show",
-        server.ips[0]?.replace(/\.\d+$/, ".0/24") ?? "",
-      ]).out;
-      say(`   ${otherNode.node}'s route to ${server.node}'s pod block: ${routes || "(none)"}`);
+      const nodeNs = netnsNames.node(lab, cluster.name, client.node);
+      const block = cluster.nodes.find((n) => n.name === otherNode.node)?.podCIDRs[0] ?? "";
+      const routes = inNs(nodeNs, "ip", ["route", "show", block]).out;
+      say(`   ${client.node}'s route to ${otherNode.node}'s pod block: ${routes || "(none)"}`);
       if (mode === "vxlan") {
         const dev = inNs(nodeNs, "ip", ["-d", "link", "show", "vxlan0"]).out;
         const vni = / id (\d+)/.exec(dev)?.[1];
@@ -165,20 +162,21 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
       }
       const r = await probeShow(
         "cross-node pod to pod, no NAT",
-        nsOf(otherNode),
-        `${otherNode.namespace}/${otherNode.name}`,
-        server.ips[0] as string,
-        port,
+        nsOf(client),
+        `${client.namespace}/${client.name}`,
+        otherNode.ips[0] as string,
+        portOf(otherNode),
         "connected",
       );
       expect(
         "the server saw the client pod's own IP",
-        (r.answer ?? "").includes(` ${otherNode.ips[0]}:`),
-        `client ${otherNode.ips[0]}`,
+        (r.answer ?? "").includes(` ${client.ips[0]}:`),
+        `client ${client.ips[0]}`,
       );
       const mtu = cluster.fabric.podMTU;
       const big = mtu - 28;
       // One ICMP echo of `size` bytes of payload with Don't Fragment: passes only if it fits the path MTU.
+      // Towards the client: a pod no NetworkPolicy isolates answers ICMP (the web pods admit only TCP).
       const pingDf = (size: number) =>
         inNs(nsOf(otherNode), "ping", [
           "-c",
@@ -189,7 +187,7 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
           "do",
           "-s",
           String(size),
-          server.ips[0] as string,
+          client.ips[0] as string,
         ]);
       const pass = pingDf(big);
       const fail = pingDf(big + 1);
@@ -203,8 +201,7 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
     const svc = cluster.services.find(
       (x) => x.clusterIPs.length > 0 && x.ports.length > 0 && x.name !== "kubernetes",
     );
-    const client = pods.find((p) => p.ports.length === 0) ?? otherNode;
-    if (svc && client) {
+    if (svc) {
       const vip = svc.clusterIPs[0] as string;
       const svcPort = svc.ports[0]?.port ?? 80;
       step(
@@ -230,6 +227,28 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
         connected === 20 && seen.size >= 2,
         `${connected} connected, answered by ${[...seen].map(([k, n]) => `${k} ×${n}`).join(", ")}`,
       );
+      step(
+        `Cluster DNS: the DNS pod behind kube-system/kube-dns (${cluster.dnsServiceIP}); the client's resolv.conf searches ${client.namespace}.svc.${cluster.domain}`,
+      );
+      // dig inside the pod: `ip netns exec` mounts the pod's resolv.conf over /etc/resolv.conf.
+      const short = inNs(nsOf(client), "dig", ["+short", "+search", "+time=2", svc.name]);
+      expect(
+        `dig +search ${svc.name} from ${client.namespace}/${client.name} gives the ClusterIP`,
+        short.ok && short.out.trim() === vip,
+        short.out.trim() || "no answer",
+      );
+      const srv = inNs(nsOf(client), "dig", [
+        "+short",
+        "+time=2",
+        "SRV",
+        `_${svc.ports[0]?.name ?? "http"}._tcp.${svc.name}.${svc.namespace}.svc.${cluster.domain}`,
+      ]);
+      if (svc.ports[0]?.name)
+        expect(
+          `SRV of the named port ${svc.ports[0].name}`,
+          srv.ok && srv.out.includes(`${svcPort}`),
+          srv.out.trim(),
+        );
     }
 
     const ext = cluster.externalHosts[0];
@@ -242,7 +261,6 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
             | undefined
         )?.spec?.ports?.[0]?.port ?? 80;
       step(`A pod reaches external host ${ext.name} (${ext.address}) through masquerade`);
-      const client = otherNode ?? server;
       const r = await probeShow(
         "pod to external host",
         nsOf(client),
@@ -269,14 +287,43 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
         ]).out;
         say(`   router: ${routes.split("\n").join("; ")}`);
       }
-      await probeShow(
-        `external host to pod IP ${mode === "routed" ? "connects" : "is blocked"}`,
-        extNs,
-        `external/${ext.name}`,
-        server.ips[0] as string,
-        port,
-        mode === "routed" ? "connected" : "blocked",
+      // ICMP to the client pod: no NetworkPolicy isolates it, so only the routing decides.
+      const ping = inNs(extNs, "ping", ["-c", "1", "-W", "1", client.ips[0] as string]);
+      expect(
+        `external host to pod IP ${client.ips[0]} ${mode === "routed" ? "answers (ping)" : "gets no answer (ping)"}`,
+        mode === "routed" ? ping.ok : !ping.ok,
+        /\d+ received/.exec(ping.out)?.[0] ?? ping.out.split("\n").pop() ?? "",
       );
+      const isolated = serving.find((p) => p.namespace === client.namespace);
+      const policy = state.objects.find((o) => o.value.kind === "NetworkPolicy")?.value as
+        | { metadata?: { name?: string; namespace?: string } }
+        | undefined;
+      if (mode === "routed" && isolated && policy) {
+        // The route is there; the NetworkPolicy of the serving pods admits only the client pods.
+        await probeShow(
+          `external host to ${isolated.namespace}/${isolated.name} is blocked by NetworkPolicy ${policy.metadata?.namespace ?? "default"}/${policy.metadata?.name}`,
+          extNs,
+          `external/${ext.name}`,
+          isolated.ips[0] as string,
+          portOf(isolated),
+          "blocked",
+        );
+        // Inside the cluster too: a serving pod is no client, so the other serving pod refuses it.
+        const peer = serving.find((p) => p !== isolated && p.namespace === isolated.namespace);
+        if (peer) {
+          step(
+            `NetworkPolicy ${policy.metadata?.namespace ?? "default"}/${policy.metadata?.name}: the serving pods admit only the client pods (enforced in every node)`,
+          );
+          await probeShow(
+            `pod to pod without the client label is blocked`,
+            nsOf(peer),
+            `${peer.namespace}/${peer.name}`,
+            isolated.ips[0] as string,
+            portOf(isolated),
+            "blocked",
+          );
+        }
+      }
     }
   }
 }

@@ -550,7 +550,9 @@ function planServices(
     const explicit = svc.clusterIPs.length > 0 || svc.clusterIP !== undefined;
     if (wantsClusterIp(svc) && plan.clusterIPs.length === 0 && !explicit) {
       for (const family of families(svc)) {
-        const ip = clusterIps.find((a) => a.cidr.family === family)?.allocate();
+        // kube-dns without an address gets the reserved DNS address (kubeadm writes it into its manifest).
+        const reserved = isDnsService(svc) && family === dnsIp.family && !dnsWhy;
+        const ip = reserved ? dnsIp : clusterIps.find((a) => a.cidr.family === family)?.allocate();
         if (ip) plan.clusterIPs.push(formatIp(ip));
         else if (serviceCidrs.some((c) => c.family === family)) exhausted++;
       }

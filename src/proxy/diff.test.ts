@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Service } from "../api/types.js";
-import { planProxyUpdate } from "./diff.js";
+import { conntrackDeleteArgs, planProxyUpdate } from "./diff.js";
 import { type ProxyInput, planProxyRules } from "./plan.js";
 import { syntheticProxyInput, withExtraService, withoutLastEndpoint } from "./synthetic.js";
 
@@ -120,4 +120,15 @@ test("UDP endpoints that went away are reported for a conntrack cleanup", () => 
   const small = udp(syntheticProxyInput({ services: 2, endpointsPerService: 2 }));
   const u = planProxyUpdate(planProxyRules(small), planProxyRules(withoutLastEndpoint(small, 1)));
   assert.deepEqual(u.staleUdp, [{ family: 4, address: "10.96.0.2", port: 80, endpoint: "10.245.0.3:8080" }]);
+});
+
+test("conntrackDeleteArgs: the flows of a UDP Service port whose replies came from the endpoint that went", () => {
+  assert.deepEqual(
+    conntrackDeleteArgs({ family: 4, address: "10.96.0.2", port: 53, endpoint: "10.245.0.3:5353" }).join(" "),
+    "-D -f ipv4 -p udp --orig-dst 10.96.0.2 --orig-port-dst 53 --reply-src 10.245.0.3 --reply-port-src 5353",
+  );
+  assert.deepEqual(
+    conntrackDeleteArgs({ family: 6, address: "fd00::a", port: 53, endpoint: "[fd00:1::3]:5353" }).slice(-4),
+    ["--reply-src", "fd00:1::3", "--reply-port-src", "5353"],
+  );
 });

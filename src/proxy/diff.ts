@@ -192,6 +192,32 @@ function staleUdpFlows(previous: readonly ProxyEntry[], next: readonly ProxyEntr
   return out;
 }
 
+/**
+ * The `conntrack` arguments that delete one stale UDP flow: entries sent to the Service address and port
+ * whose replies come from the endpoint that went away (kube-proxy's ClearEntriesForNAT). Without this a
+ * UDP client that keeps its source port keeps talking to the dead endpoint until the entry times out.
+ */
+export function conntrackDeleteArgs(flow: StaleUdpFlow): string[] {
+  const colon = flow.endpoint.lastIndexOf(":");
+  const ip = flow.endpoint.slice(0, colon).replace(/^\[|\]$/g, "");
+  const port = flow.endpoint.slice(colon + 1);
+  return [
+    "-D",
+    "-f",
+    flow.family === 6 ? "ipv6" : "ipv4",
+    "-p",
+    "udp",
+    "--orig-dst",
+    flow.address,
+    "--orig-port-dst",
+    String(flow.port),
+    "--reply-src",
+    ip,
+    "--reply-port-src",
+    port,
+  ];
+}
+
 /** The ONE transaction that turns `previous` into `next`; see the module comment. */
 export function planProxyUpdate(previous: ProxyRuleset, next: ProxyRuleset): ProxyUpdate {
   const summary: ProxyUpdateSummary = {

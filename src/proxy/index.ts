@@ -1,5 +1,11 @@
 /** The service proxy (kube-proxy's job) as pure planners: endpoints, the nftables tables of a node, updates. */
-export { type ProxyUpdate, type ProxyUpdateSummary, planProxyUpdate, type StaleUdpFlow } from "./diff.js";
+export {
+  conntrackDeleteArgs,
+  type ProxyUpdate,
+  type ProxyUpdateSummary,
+  planProxyUpdate,
+  type StaleUdpFlow,
+} from "./diff.js";
 export {
   deriveEndpoints,
   deriveHostPorts,
@@ -17,6 +23,7 @@ export {
   PROXY_TABLE,
   type ProxyEntry,
   type ProxyInput,
+  ProxyPlanner,
   type ProxyRuleset,
   planProxyRules,
   proxyInputFor,

@@ -4,8 +4,8 @@ import { loadManifestText } from "../api/index.js";
 import { planAddresses } from "../plan/index.js";
 import type { ClusterPlan } from "../plan/types.js";
 import { elementText } from "./nft-model.js";
-import { type ProxyRuleset, planProxyRules, proxyInputFor, proxySyncScript } from "./plan.js";
-import { syntheticProxyInput } from "./synthetic.js";
+import { ProxyPlanner, type ProxyRuleset, planProxyRules, proxyInputFor, proxySyncScript } from "./plan.js";
+import { syntheticProxyInput, withExtraService, withoutLastEndpoint } from "./synthetic.js";
 
 const CLUSTER = `apiVersion: podnet.dev/v1alpha1
 kind: Cluster
@@ -368,4 +368,49 @@ test("the sync script replaces both families' tables in one transaction", () => 
     proxySyncScript(r),
     /^add table ip podnet-proxy\ndelete table ip podnet-proxy\nadd table ip6 podnet-proxy\ndelete table ip6 podnet-proxy\ntable ip podnet-proxy \{/,
   );
+});
+
+test("ProxyPlanner: a re-plan replays unchanged Services and equals planning afresh", () => {
+  const planner = new ProxyPlanner();
+  const base = syntheticProxyInput({ services: 300, endpointsPerService: 3 });
+  const same = (input: typeof base) => {
+    const r = planner.plan(input);
+    assert.equal(r.text, planProxyRules(input).text);
+    assert.deepEqual(r.entries, planProxyRules(input).entries);
+    return planner.lastRun;
+  };
+  assert.deepEqual(same(base), { replayed: 0, planned: 300 });
+  assert.deepEqual(same(base), { replayed: 300, planned: 0 });
+  assert.deepEqual(same(withExtraService(base, 3)), { replayed: 300, planned: 1 });
+  const fewer = withoutLastEndpoint(base, 7);
+  assert.deepEqual(same(fewer), { replayed: 299, planned: 1 });
+  // Equal content in new objects (as after re-reading the store) is recognised too.
+  assert.deepEqual(same(structuredClone(fewer)), { replayed: 300, planned: 0 });
+  // Another node: nothing carries over.
+  assert.deepEqual(same({ ...base, node: { name: "node-9", addresses: ["172.18.0.9"] } }).replayed, 0);
+});
+
+test("ProxyPlanner: a Service that loses its address to an earlier one is planned afresh, as planProxyRules does", () => {
+  const svc = (name: string) => `---
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: shop}
+spec: {selector: {app: web}, externalIPs: [203.0.113.7], ports: [{port: 80, targetPort: 8080}]}
+`;
+  const load = (yaml: string) => {
+    const loaded = loadManifestText(`${CLUSTER}${yaml}`, "t.yaml");
+    const plan = planAddresses(loaded.state).clusters[0] as ClusterPlan;
+    return proxyInputFor(loaded.state, plan, "node-1");
+  };
+  const planner = new ProxyPlanner();
+  const one = load(svc("b"));
+  planner.plan(one);
+  const both = load(`${svc("a")}${svc("b")}`); // a comes first now and takes 203.0.113.7:80
+  const r = planner.plan(both);
+  assert.equal(r.text, planProxyRules(both).text);
+  assert.deepEqual(
+    r.diagnostics.map((d) => d.object),
+    planProxyRules(both).diagnostics.map((d) => d.object),
+  );
+  assert.ok(r.diagnostics.some((d) => d.code === "proxy-address-conflict" && d.object === "Service shop/b"));
 });

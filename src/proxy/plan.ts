@@ -157,6 +157,14 @@ function hostPortText(t: Target): string {
   return t.ip.includes(":") ? `[${t.ip}]:${t.port}` : `${t.ip}:${t.port}`;
 }
 
+/** One change a Service made to a family's table: what `FamilyTable.replay` applies again. */
+type TableOp =
+  | { op: "add"; set: string; element: NftElement }
+  | { op: "claim"; key: string }
+  | { op: "hairpin"; ip: string }
+  | { op: "count"; local: boolean; n: number }
+  | { op: "sticky"; chain: NftChain; sets: NftSet[] };
+
 /** Builds one family's table. */
 class FamilyTable {
   readonly ip: "ip" | "ip6";
@@ -198,21 +206,49 @@ class FamilyTable {
     this.sets.set(name, { name, kind, spec, elements: [] });
   }
 
+  /** While set, every change a Service makes is also logged here (a fragment, replayed by `replay`). */
+  log: TableOp[] | undefined;
+
   add(set: string, element: NftElement): void {
     (this.sets.get(set) as NftSet).elements.push(element);
+    this.log?.push({ op: "add", set, element });
   }
 
   /** Claims an address:port; false when another Service (or hostPort) has it already. */
   claim(key: string): boolean {
     if (this.entryKeys.has(key)) return false;
     this.entryKeys.add(key);
+    this.log?.push({ op: "claim", key });
     return true;
   }
 
+  isClaimed(key: string): boolean {
+    return this.entryKeys.has(key);
+  }
+
   addHairpin(ip: string): void {
+    this.log?.push({ op: "hairpin", ip });
     if (!this.hairpin.has(ip)) {
       this.hairpin.add(ip);
-      this.add(SET.hairpin, { key: `${ip} . ${ip}` });
+      (this.sets.get(SET.hairpin) as NftSet).elements.push({ key: `${ip} . ${ip}` });
+    }
+  }
+
+  /** Applies a logged fragment again (its claims were checked free by the caller). */
+  replay(ops: readonly TableOp[]): void {
+    for (const o of ops) {
+      if (o.op === "add") (this.sets.get(o.set) as NftSet).elements.push(o.element);
+      else if (o.op === "claim") this.entryKeys.add(o.key);
+      else if (o.op === "hairpin") {
+        if (!this.hairpin.has(o.ip)) {
+          this.hairpin.add(o.ip);
+          (this.sets.get(SET.hairpin) as NftSet).elements.push({ key: `${o.ip} . ${o.ip}` });
+        }
+      } else if (o.op === "count") (o.local ? this.counts.local : this.counts.cluster).add(o.n);
+      else {
+        if (!this.stickyChains.has(o.chain.name)) this.stickyChains.set(o.chain.name, o.chain);
+        for (const set of o.sets) if (!this.stickySets.has(set.name)) this.stickySets.set(set.name, set);
+      }
     }
   }
 
@@ -232,6 +268,7 @@ class FamilyTable {
       this.add(map, { key: `${entry.address} . ${entry.port} . ${slot}`, value: `${t.ip} . ${t.port}` });
     });
     (local ? this.counts.local : this.counts.cluster).add(targets.length);
+    this.log?.push({ op: "count", local, n: targets.length });
     return `goto ${endpointsChain(targets.length, local)}`;
   }
 
@@ -244,6 +281,7 @@ class FamilyTable {
     const name = `sticky-${id}${local ? "-local" : ""}`;
     if (this.stickyChains.has(name)) return name;
     const saddr = `${this.ip} saddr`;
+    const setObjects: NftSet[] = [];
     const sets = targets.map((t) => {
       const set = `sticky-${sha256Hex(`${id}|${t.ip}|${t.port}`).slice(0, 10)}`;
       if (!this.stickySets.has(set)) {
@@ -254,6 +292,7 @@ class FamilyTable {
           elements: [],
         });
       }
+      setObjects.push(this.stickySets.get(set) as NftSet);
       return set;
     });
     const dnat = (i: number) =>
@@ -267,7 +306,9 @@ class FamilyTable {
           : `meta l4proto ${proto} ${dnat(i)}`,
       );
     });
-    this.stickyChains.set(name, { name, rules });
+    const chain = { name, rules };
+    this.stickyChains.set(name, chain);
+    this.log?.push({ op: "sticky", chain, sets: setObjects });
     return name;
   }
 
@@ -540,6 +581,121 @@ function planHostPort(ctx: NodeContext, h: HostPortMapping): void {
 
 /** The proxy ruleset of one node: see the module comment. */
 export function planProxyRules(input: ProxyInput): ProxyRuleset {
+  return planRules(input, undefined);
+}
+
+/**
+ * planProxyRules with memory: each Service's share of the tables (its elements, claims and chains) is kept
+ * and replayed while that Service, its endpoints and the node stay the same, so a re-plan after one change
+ * among 10,000 Services plans one Service (the node agent keeps one planner per node).
+ */
+export class ProxyPlanner {
+  private fragments = new Map<string, ServiceFragment>();
+  private contextKey = "";
+  /** Of the last plan: Services replayed from memory, and Services planned afresh. */
+  lastRun = { replayed: 0, planned: 0 };
+
+  plan(input: ProxyInput): ProxyRuleset {
+    const key = JSON.stringify([
+      input.node,
+      input.podCIDRs,
+      input.serviceCIDRs ?? [],
+      input.table ?? PROXY_TABLE,
+      [...new Set(input.services.flatMap((s) => s.clusterIPs.map(ipFamily)))].sort(),
+    ]);
+    if (key !== this.contextKey) {
+      this.fragments.clear();
+      this.contextKey = key;
+    }
+    const seen = new Set<string>();
+    this.lastRun = { replayed: 0, planned: 0 };
+    const ruleset = planRules(input, { fragments: this.fragments, seen, stats: this.lastRun });
+    for (const ref of this.fragments.keys()) if (!seen.has(ref)) this.fragments.delete(ref);
+    return ruleset;
+  }
+}
+
+/** What one Service added to one node's tables, with what it was planned from. */
+interface ServiceFragment {
+  plan: ServicePlan;
+  service: Service;
+  endpoints: readonly ProxyEndpoint[];
+  fingerprint: string;
+  ops: Map<Family, TableOp[]>;
+  entries: ProxyEntry[];
+  diagnostics: Diagnostic[];
+}
+
+interface FragmentMemory {
+  fragments: Map<string, ServiceFragment>;
+  seen: Set<string>;
+  stats: { replayed: number; planned: number };
+}
+
+/** Everything a Service's share of the tables depends on, besides the node (the planner's context key). */
+function serviceFingerprint(plan: ServicePlan, svc: Service, endpoints: readonly ProxyEndpoint[]): string {
+  return JSON.stringify([
+    plan,
+    svc.externalTrafficPolicy,
+    svc.internalTrafficPolicy,
+    svc.loadBalancerSourceRanges,
+    svc.sessionAffinity,
+    svc.sessionAffinityTimeoutSeconds,
+    endpoints,
+  ]);
+}
+
+/** Replays the Service's remembered share when its inputs are unchanged and its addresses still free. */
+function replayFragment(
+  ctx: NodeContext,
+  f: ServiceFragment | undefined,
+  plan: ServicePlan,
+  svc: Service,
+  endpoints: readonly ProxyEndpoint[],
+): boolean {
+  if (!f) return false;
+  if (f.plan !== plan || f.service !== svc || f.endpoints !== endpoints) {
+    if (f.fingerprint !== serviceFingerprint(plan, svc, endpoints)) return false;
+    Object.assign(f, { plan, service: svc, endpoints });
+  }
+  for (const [family, ops] of f.ops) {
+    const t = ctx.tables.get(family);
+    if (!t) return false;
+    for (const o of ops) if (o.op === "claim" && t.isClaimed(o.key)) return false; // someone else has it now
+  }
+  for (const [family, ops] of f.ops) (ctx.tables.get(family) as FamilyTable).replay(ops);
+  ctx.entries.push(...f.entries);
+  ctx.diagnostics.push(...f.diagnostics);
+  return true;
+}
+
+/** Plans one Service while logging its share of the tables. */
+function recordFragment(
+  ctx: NodeContext,
+  plan: () => void,
+): Omit<ServiceFragment, "plan" | "service" | "endpoints" | "fingerprint"> {
+  const ops = new Map<Family, TableOp[]>();
+  for (const [family, t] of ctx.tables) {
+    t.log = [];
+    ops.set(family, t.log);
+  }
+  const entriesFrom = ctx.entries.length;
+  const diagnosticsFrom = ctx.diagnostics.length;
+  try {
+    plan();
+  } finally {
+    for (const t of ctx.tables.values()) t.log = undefined;
+  }
+  return {
+    ops,
+    entries: ctx.entries.slice(entriesFrom),
+    diagnostics: ctx.diagnostics.slice(diagnosticsFrom),
+  };
+}
+
+const NO_ENDPOINTS: readonly ProxyEndpoint[] = [];
+
+function planRules(input: ProxyInput, memory: FragmentMemory | undefined): ProxyRuleset {
   const tableName = input.table ?? PROXY_TABLE;
   const nodeAddresses = canonicalAll(input.node.addresses);
   const ctx: NodeContext = {
@@ -568,46 +724,83 @@ export function planProxyRules(input: ProxyInput): ProxyRuleset {
     const ref = `${plan.namespace}/${plan.name}`;
     const svc = objects.get(ref);
     if (!svc || plan.headless || plan.type === "ExternalName") continue; // not proxied
-    const view: ServiceView = {
-      ref,
-      endpoints: endpointsOf.get(ref) ?? [],
-      clusterIps: canonicalAll(plan.clusterIPs),
-      loadBalancerIps: canonicalAll(plan.loadBalancerIPs),
-      externalIps: canonicalAll(plan.externalIPs),
-      etpLocal: svc.externalTrafficPolicy === "Local",
-      itpLocal: svc.internalTrafficPolicy === "Local",
-      sourceRanges: svc.loadBalancerSourceRanges,
-    };
-    if (svc.sessionAffinity === "ClientIP") view.affinity = svc.sessionAffinityTimeoutSeconds ?? 10800;
-    for (const [family, t] of ctx.tables)
-      for (const vip of view.clusterIps)
-        if (ipFamily(vip) === family) t.add(SET.clusterIps, { key: vip, comment: ref });
-    plan.ports.forEach((port, portIndex) => {
-      if (port.protocol === "SCTP") {
-        ctx.diagnostics.push(
-          diagnostic(
-            "proxy-sctp-unsupported",
-            `Service ${ref}`,
-            `port ${port.port}/SCTP: ${SCTP_MESSAGE}`,
-            "use TCP or UDP, or run on a kernel with the sctp module",
-            `spec.ports[${portIndex}]`,
-          ),
-        );
-        return;
-      }
-      for (const family of ctx.tables.keys()) planServicePort(ctx, view, port, family);
-    });
+    const endpoints = endpointsOf.get(ref) ?? NO_ENDPOINTS;
+    if (!memory) {
+      planService(ctx, ref, plan, svc, endpoints);
+      continue;
+    }
+    memory.seen.add(ref);
+    if (replayFragment(ctx, memory.fragments.get(ref), plan, svc, endpoints)) {
+      memory.stats.replayed++;
+      continue;
+    }
+    memory.stats.planned++;
+    const fragment = recordFragment(ctx, () => planService(ctx, ref, plan, svc, endpoints));
+    // A Service that lost an address to another depends on the order of all of them: never replayed.
+    if (fragment.diagnostics.some((d) => d.code === "proxy-address-conflict")) memory.fragments.delete(ref);
+    else
+      memory.fragments.set(ref, {
+        ...fragment,
+        plan,
+        service: svc,
+        endpoints,
+        fingerprint: serviceFingerprint(plan, svc, endpoints),
+      });
   }
   for (const h of input.hostPorts ?? []) planHostPort(ctx, h);
 
   const tables = [...ctx.tables.values()].map((t) => t.build());
+  let text: string | undefined;
   return {
     node: ctx.me,
     tables,
     entries: ctx.entries,
     diagnostics: ctx.diagnostics,
-    text: tables.map(renderTable).join(""),
+    // Rendered when asked for: a diff-applying caller never needs the whole text.
+    get text() {
+      text ??= tables.map(renderTable).join("");
+      return text;
+    },
   };
+}
+
+/** One Service's ClusterIPs and ports, in every family's table. */
+function planService(
+  ctx: NodeContext,
+  ref: string,
+  plan: ServicePlan,
+  svc: Service,
+  endpoints: readonly ProxyEndpoint[],
+): void {
+  const view: ServiceView = {
+    ref,
+    endpoints,
+    clusterIps: canonicalAll(plan.clusterIPs),
+    loadBalancerIps: canonicalAll(plan.loadBalancerIPs),
+    externalIps: canonicalAll(plan.externalIPs),
+    etpLocal: svc.externalTrafficPolicy === "Local",
+    itpLocal: svc.internalTrafficPolicy === "Local",
+    sourceRanges: svc.loadBalancerSourceRanges,
+  };
+  if (svc.sessionAffinity === "ClientIP") view.affinity = svc.sessionAffinityTimeoutSeconds ?? 10800;
+  for (const [family, t] of ctx.tables)
+    for (const vip of view.clusterIps)
+      if (ipFamily(vip) === family) t.add(SET.clusterIps, { key: vip, comment: ref });
+  plan.ports.forEach((port, portIndex) => {
+    if (port.protocol === "SCTP") {
+      ctx.diagnostics.push(
+        diagnostic(
+          "proxy-sctp-unsupported",
+          `Service ${ref}`,
+          `port ${port.port}/SCTP: ${SCTP_MESSAGE}`,
+          "use TCP or UDP, or run on a kernel with the sctp module",
+          `spec.ports[${portIndex}]`,
+        ),
+      );
+      return;
+    }
+    for (const family of ctx.tables.keys()) planServicePort(ctx, view, port, family);
+  });
 }
 
 /** The ruleset as a person reads it (elements inside their sets). */

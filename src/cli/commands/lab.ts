@@ -7,6 +7,7 @@ import { type Command, Option } from "commander";
 import type { Diagnostic } from "../../api/diagnostics.js";
 import { readSources, type Source } from "../../api/source.js";
 import { type AgentRole, runAgent } from "../../lab/agent.js";
+import { isClusterDnsPod } from "../../lab/cluster-dns.js";
 import type { Progress } from "../../lab/converge.js";
 import {
   type ChangeResult,
@@ -22,6 +23,7 @@ import {
 import { formatMatrix } from "../../lab/matrix.js";
 import { DEFAULT_LAB } from "../../lab/names.js";
 import { type ProbeResult, probe, probeMany } from "../../lab/probe.js";
+import { ResolveError, resolveInPod } from "../../lab/resolve.js";
 import { readLabState } from "../../lab/store.js";
 import { type Endpoint, resolveEndpoint, TargetError } from "../../lab/targets.js";
 import { runTour } from "../../lab/tour.js";
@@ -111,6 +113,38 @@ function registerChange(
       printChange(name === "up" ? "is up" : name === "apply" ? "applied" : "deleted", flags.name, r, started);
     }),
   );
+}
+
+/**
+ * The probe's target. A name that is not a pod, a node or an external host is resolved the way the
+ * source pod resolves it: through the cluster DNS with its search path (from a node or an external
+ * host, from the store's Services).
+ */
+async function probeTarget(lab: string, src: Endpoint, target: string, namespace: string): Promise<Endpoint> {
+  let found: Endpoint | undefined;
+  let notFound: unknown;
+  try {
+    found = endpointIn(lab, target, namespace, true);
+  } catch (e) {
+    notFound = e;
+  }
+  const isName = !found || found.kind === "service";
+  if (src.kind === "pod" && src.netns && isName) {
+    try {
+      const r = await resolveInPod(src.netns.slice("/run/netns/".length), target);
+      return {
+        label: r.name === target ? `${target} (DNS)` : `${target} (DNS: ${r.name})`,
+        kind: "service",
+        ips: r.addresses,
+      };
+    } catch (e) {
+      if (!(e instanceof ResolveError)) throw e;
+      // Not a pod either: say both, the pods to choose from first.
+      throw new UserError(notFound ? `${(notFound as Error).message}; ${e.message}` : e.message);
+    }
+  }
+  if (found) return found;
+  throw notFound;
 }
 
 function endpointIn(lab: string, text: string, namespace: string | undefined, allowIp: boolean): Endpoint {
@@ -208,7 +242,7 @@ export function registerLabCommand(program: Command): void {
           .map((a) =>
             a.problem
               ? `${a.role} agent: ${a.problem}`
-              : `${a.role} agent: pid ${a.pid}, ${a.role === "node" ? `${a.nodes?.length ?? 0} nodes` : `${a.sockets} sockets in ${a.pods} namespaces`}, ${((a.rssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`,
+              : `${a.role} agent: pid ${a.pid}, ${a.role === "node" ? `${a.nodes?.length ?? 0} nodes` : `${a.sockets} sockets in ${a.pods} namespaces, cluster DNS ${a.dns?.length ? `serving ${a.dns.join(", ")}` : "not running"}`}, ${((a.rssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`,
           )
           .join("\n");
         const nodes = formatTable(
@@ -299,7 +333,7 @@ export function registerLabCommand(program: Command): void {
     ) =>
       wrapLabErrors(async () => {
         const src = endpointIn(flags.name, from, flags.namespace, false);
-        const dst = endpointIn(flags.name, target, flags.namespace, true);
+        const dst = await probeTarget(flags.name, src, target, flags.namespace);
         const portNumber = Number(port);
         if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535)
           throw new UserError(`port "${port}" is not a port number (1-65535)`);
@@ -344,7 +378,10 @@ export function registerLabCommand(program: Command): void {
         const state = readLabState(flags.name);
         if (!state) throw new UserError(`lab "${flags.name}" does not exist`);
         const namespaces = flags.namespaces?.split(",").filter(Boolean);
-        const pods = state.pods.filter((p) => !namespaces || namespaces.includes(p.namespace));
+        // The lab's own DNS pods only when asked for (--namespaces kube-system), as kubectl hides system pods.
+        const pods = state.pods.filter((p) =>
+          namespaces ? namespaces.includes(p.namespace) : !isClusterDnsPod(p),
+        );
         if (pods.length === 0) throw new UserError("no pods selected");
         const ports = flags.ports
           ? flags.ports.split(",").map(Number)

@@ -1,7 +1,8 @@
-// What podnet's ADD programs, as `ip -batch` lines: one batch in the node namespace (bridge if missing,
+// What podnet's ADD programs, as steps (data): one sequence in the node namespace (bridge if missing,
 // gateway addresses, the veth pair created with its peer directly in the pod namespace, master, hairpin,
-// up) and one in the pod namespace (lo up, addresses, link up, routes). MAC addresses are chosen here
-// (deterministic, locally administered), so nothing has to be read back. Pure: unit-tested without root.
+// up) and one in the pod namespace (lo up, addresses, link up, routes). apply.ts runs them as `ip -batch`
+// lines or as netlink messages. MAC addresses are chosen here (deterministic, locally administered), so
+// nothing has to be read back. Pure: unit-tested without root.
 import {
   type Cidr,
   type Family,
@@ -126,86 +127,165 @@ export function podRoutes(
   return out;
 }
 
-/** The node namespace batch. `vethLine` is the 1-based number of the line that creates the veth pair. */
-export function nodeBatch(plan: AttachPlan): { lines: string[]; bridgeLine?: number; vethLine: number } {
-  const lines: string[] = [];
-  let bridgeLine: number | undefined;
+/**
+ * One kernel operation of an ADD (or DEL), as data: the `ip -batch` applier prints it as a line
+ * (stepLine), the netlink applier encodes it as a message. Both run the same steps in the same order.
+ */
+export type DataplaneStep =
+  | { op: "bridge-add"; name: string; mac: string }
+  /** `replace` for the bridge's gateways (idempotent), add for the pod's (a clash is an error). IPv6: no DAD. */
+  | { op: "addr-add"; dev: string; ip: IpAddress; prefix: number; replace: boolean }
+  | { op: "link-up"; dev: string }
+  | {
+      op: "veth-add";
+      name: string;
+      mac: string;
+      mtu: number;
+      master: string;
+      peer: { name: string; mac: string; mtu: number; netns: string };
+    }
+  | { op: "hairpin-on"; dev: string }
+  | { op: "neigh-stale"; dev: string; ip: IpAddress; mac: string }
+  | { op: "route-add"; dst: Cidr; gw?: IpAddress; dev: string }
+  | { op: "link-del"; dev: string };
+
+/** The `ip -batch` line of a step (also how the netlink applier names a failed step). */
+export function stepLine(step: DataplaneStep): string {
+  switch (step.op) {
+    case "bridge-add":
+      return ipLine("link", "add", step.name, "address", step.mac, "type", "bridge");
+    case "addr-add": {
+      const tokens = [
+        "addr",
+        step.replace ? "replace" : "add",
+        `${formatIp(step.ip)}/${step.prefix}`,
+        "dev",
+        step.dev,
+      ];
+      if (step.ip.family === 6) tokens.push("nodad");
+      return ipLine(...tokens);
+    }
+    case "link-up":
+      return ipLine("link", "set", step.dev, "up");
+    case "veth-add":
+      return ipLine(
+        "link",
+        "add",
+        step.name,
+        "address",
+        step.mac,
+        "mtu",
+        step.mtu,
+        "master",
+        step.master,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        step.peer.name,
+        "address",
+        step.peer.mac,
+        "mtu",
+        step.peer.mtu,
+        "netns",
+        step.peer.netns,
+      );
+    case "hairpin-on":
+      return ipLine("link", "set", step.dev, "type", "bridge_slave", "hairpin", "on");
+    case "neigh-stale":
+      return ipLine(
+        "neigh",
+        "replace",
+        formatIp(step.ip),
+        "lladdr",
+        step.mac,
+        "dev",
+        step.dev,
+        "nud",
+        "stale",
+      );
+    case "route-add": {
+      const tokens = ["route", "add", formatCidr(step.dst)];
+      if (step.gw) tokens.push("via", formatIp(step.gw));
+      tokens.push("dev", step.dev);
+      return ipLine(...tokens);
+    }
+    case "link-del":
+      return ipLine("link", "del", step.dev);
+  }
+}
+
+/**
+ * The node namespace's steps. `bridgeStep` and `vethStep` are the 1-based numbers of the steps that create
+ * the bridge and the veth pair (as `ip -batch` numbers its lines).
+ */
+export function nodeSteps(plan: AttachPlan): {
+  steps: DataplaneStep[];
+  bridgeStep?: number;
+  vethStep: number;
+} {
+  const steps: DataplaneStep[] = [];
+  let bridgeStep: number | undefined;
   if (plan.createBridgeMac) {
-    lines.push(ipLine("link", "add", plan.bridge, "address", plan.createBridgeMac, "type", "bridge"));
-    bridgeLine = lines.length;
+    steps.push({ op: "bridge-add", name: plan.bridge, mac: plan.createBridgeMac });
+    bridgeStep = steps.length;
   }
   for (const a of plan.bridgeAddresses) {
-    const tokens = ["addr", "replace", `${formatIp(a.ip)}/${a.prefix}`, "dev", plan.bridge];
-    if (a.ip.family === 6) tokens.push("nodad");
-    lines.push(ipLine(...tokens));
+    steps.push({ op: "addr-add", dev: plan.bridge, ip: a.ip, prefix: a.prefix, replace: true });
   }
-  lines.push(ipLine("link", "set", plan.bridge, "up"));
-  lines.push(
-    ipLine(
-      "link",
-      "add",
-      plan.hostIf,
-      "address",
-      plan.hostMac,
-      "mtu",
-      plan.mtu,
-      "master",
-      plan.bridge,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      plan.containerIf,
-      "address",
-      plan.containerMac,
-      "mtu",
-      plan.mtu,
-      "netns",
-      plan.netns,
-    ),
-  );
-  const vethLine = lines.length;
-  if (plan.hairpin) lines.push(ipLine("link", "set", plan.hostIf, "type", "bridge_slave", "hairpin", "on"));
-  lines.push(ipLine("link", "set", plan.hostIf, "up"));
+  steps.push({ op: "link-up", dev: plan.bridge });
+  steps.push({
+    op: "veth-add",
+    name: plan.hostIf,
+    mac: plan.hostMac,
+    mtu: plan.mtu,
+    master: plan.bridge,
+    peer: { name: plan.containerIf, mac: plan.containerMac, mtu: plan.mtu, netns: plan.netns },
+  });
+  const vethStep = steps.length;
+  if (plan.hairpin) steps.push({ op: "hairpin-on", dev: plan.hostIf });
+  steps.push({ op: "link-up", dev: plan.hostIf });
   // The node learns the pod's address at once, with its (new) MAC: an address used by a deleted pod may
   // still sit in the node's neighbour table with the old MAC for ~30 s, which black-holes the new pod
   // (the reference bridge plugin sends a gratuitous ARP for the same reason). `stale`: the kernel
   // confirms it on first use and then keeps it current as usual.
   for (const a of plan.addresses) {
-    lines.push(
-      ipLine(
-        "neigh",
-        "replace",
-        formatIp(a.ip),
-        "lladdr",
-        plan.containerMac,
-        "dev",
-        plan.bridge,
-        "nud",
-        "stale",
-      ),
-    );
+    steps.push({ op: "neigh-stale", dev: plan.bridge, ip: a.ip, mac: plan.containerMac });
   }
-  return { lines, ...(bridgeLine ? { bridgeLine } : {}), vethLine };
+  return { steps, ...(bridgeStep ? { bridgeStep } : {}), vethStep };
+}
+
+/** The pod namespace's steps: setup, then one step per route (`routeSteps[i]` installs `plan.routes[i]`). */
+export function podSteps(plan: AttachPlan): { steps: DataplaneStep[]; routeSteps: DataplaneStep[] } {
+  const dev = plan.containerIf;
+  const steps: DataplaneStep[] = [{ op: "link-up", dev: "lo" }];
+  for (const a of plan.addresses) {
+    steps.push({ op: "addr-add", dev, ip: a.ip, prefix: a.subnet.prefix, replace: false });
+  }
+  steps.push({ op: "link-up", dev });
+  const routeSteps: DataplaneStep[] = plan.routes.map((r) => ({
+    op: "route-add",
+    dst: r.dst,
+    ...(r.gw ? { gw: r.gw } : {}),
+    dev,
+  }));
+  return { steps, routeSteps };
+}
+
+/** The node namespace batch. `vethLine` is the 1-based number of the line that creates the veth pair. */
+export function nodeBatch(plan: AttachPlan): { lines: string[]; bridgeLine?: number; vethLine: number } {
+  const { steps, bridgeStep, vethStep } = nodeSteps(plan);
+  return {
+    lines: steps.map(stepLine),
+    ...(bridgeStep ? { bridgeLine: bridgeStep } : {}),
+    vethLine: vethStep,
+  };
 }
 
 /** The pod namespace batch: setup lines, then one line per route (`routeLines[i]` installs `plan.routes[i]`). */
 export function podBatch(plan: AttachPlan): { lines: string[]; routeLines: string[] } {
-  const dev = plan.containerIf;
-  const lines = [ipLine("link", "set", "lo", "up")];
-  for (const a of plan.addresses) {
-    const tokens = ["addr", "add", `${formatIp(a.ip)}/${a.subnet.prefix}`, "dev", dev];
-    if (a.ip.family === 6) tokens.push("nodad");
-    lines.push(ipLine(...tokens));
-  }
-  lines.push(ipLine("link", "set", dev, "up"));
-  const routeLines = plan.routes.map((r) => {
-    const tokens = ["route", "add", formatCidr(r.dst)];
-    if (r.gw) tokens.push("via", formatIp(r.gw));
-    tokens.push("dev", dev);
-    return ipLine(...tokens);
-  });
-  return { lines, routeLines };
+  const { steps, routeSteps } = podSteps(plan);
+  return { lines: steps.map(stepLine), routeLines: routeSteps.map(stepLine) };
 }
 
 /** Routes as the result reports them. */

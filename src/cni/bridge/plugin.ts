@@ -1,13 +1,11 @@
 // podnet, the main plugin: a node bridge, a veth pair per pod, addresses and routes from IPAM, optional
 // masquerading. ADD, DEL, CHECK, STATUS and GC; VERSION is answered by the skel.
 import { accessSync, constants, statSync } from "node:fs";
-import { networkInterfaces } from "node:os";
 import { delimiter, join } from "node:path";
 import { type Family, formatIp, type IpAddress, tryParseIp } from "../../ipam/cidr.js";
 import {
   type IpAddrLink,
   IpBatchError,
-  type IpLink,
   type IpRoute,
   ipBatch,
   ipJson,
@@ -15,20 +13,20 @@ import {
   parseJsonValues,
 } from "../../linux/ip.js";
 import { deterministicMac, hostVethName } from "../../linux/names.js";
-import { inContextNetns } from "../../linux/netns-context.js";
 import { ensureSysctl } from "../../linux/sysctl.js";
 import { type CniRequest, type PluginHandlers, validAttachments } from "../skel.js";
 import { CniError, ErrorCode, type Interface, type Result } from "../spec.js";
 import { parseResult } from "../version.js";
+import { type BridgeState, stepApplier } from "./apply.js";
 import { parseBridgeConfig } from "./config.js";
 import {
   type AttachPlan,
-  nodeBatch,
+  nodeSteps,
   type PodAddress,
   type PodRoute,
   podAddresses,
-  podBatch,
   podRoutes,
+  podSteps,
   resultRoutes,
 } from "./dataplane.js";
 import { type IpamClient, ipamClient } from "./ipam-client.js";
@@ -40,27 +38,6 @@ const trace = process.env.PODNET_CNI_TRACE
 
 /** The masquerade module (and nft, lock files) loads only for networks with ipMasq: start-up time matters. */
 const masq = () => import("./masq.js");
-
-/** What exists of the bridge, from the kernel's interface list (getifaddrs: netlink, this namespace). */
-interface BridgeState {
-  exists: boolean;
-  mac?: string;
-  /** "address/prefix" of every address on it. */
-  addresses: Set<string>;
-}
-
-function bridgeState(name: string): BridgeState {
-  // getifaddrs answers for the calling thread's namespace: the node's, also in the lab's node agent.
-  const entries = inContextNetns(() => networkInterfaces())[name];
-  if (!entries || entries.length === 0) return { exists: false, addresses: new Set() };
-  const addresses = new Set<string>();
-  for (const e of entries) {
-    const ip = tryParseIp(e.address.split("%")[0] ?? "");
-    const prefix = e.cidr?.split("/")[1];
-    if (ip && prefix) addresses.add(`${formatIp(ip)}/${prefix}`);
-  }
-  return { exists: true, mac: entries[0]?.mac, addresses };
-}
 
 function randomMac(): string {
   const b = Array.from({ length: 6 }, () => Math.floor(Math.random() * 256));
@@ -86,7 +63,7 @@ function isMissingDevice(e: unknown): boolean {
 /** Deletes a link in this namespace; false when it did not exist. */
 async function deleteLink(name: string): Promise<boolean> {
   try {
-    await ipBatch([ipLine("link", "del", name)]);
+    await stepApplier().run([{ op: "link-del", dev: name }]);
     return true;
   } catch (e) {
     if (isMissingDevice(e)) return false;
@@ -99,40 +76,40 @@ function kernelError(where: string, e: unknown, hint = ""): CniError {
   return new CniError(ErrorCode.KernelOperationFailed, `${where}: ${what}${hint}`);
 }
 
-/** Runs the node batch; when the bridge appeared meanwhile, runs it again without creating it. Returns the bridge MAC. */
+/** Runs the node steps; when the bridge appeared meanwhile, runs them again without creating it. Returns the bridge MAC. */
 async function setUpNode(plan: AttachPlan, known: BridgeState): Promise<string | undefined> {
-  const first = nodeBatch(plan);
+  const applier = stepApplier();
+  const first = nodeSteps(plan);
   try {
-    await ipBatch(first.lines);
+    await applier.run(first.steps);
     return plan.createBridgeMac ?? known.mac;
   } catch (e) {
     const raced =
-      e instanceof IpBatchError && e.lineNumber === first.bridgeLine && /File exists/.test(e.reason);
+      e instanceof IpBatchError && e.lineNumber === first.bridgeStep && /File exists/.test(e.reason);
     if (!raced) throw e;
   }
   // The bridge exists (another ADD created it, or it has no address): use it and read its MAC.
-  const again = nodeBatch({ ...plan, createBridgeMac: undefined });
-  const out = await ipBatch([...again.lines, ipLine("link", "show", "dev", plan.bridge)], { json: true });
-  const shown = parseJsonValues(out).at(-1) as IpLink[] | undefined;
-  return shown?.[0]?.address;
+  await applier.run(nodeSteps({ ...plan, createBridgeMac: undefined }).steps);
+  return applier.linkMac(plan.bridge);
 }
 
 /**
- * Runs the pod batch. A route that exists already (another network of the pod set the default route) is
+ * Runs the pod steps. A route that exists already (another network of the pod set the default route) is
  * skipped, as the spec asks, and the remaining routes are installed. Returns the routes installed.
  */
 async function setUpPod(plan: AttachPlan): Promise<PodRoute[]> {
-  const { lines, routeLines } = podBatch(plan);
+  const applier = stepApplier();
+  const { steps, routeSteps } = podSteps(plan);
   const installed: PodRoute[] = [];
   let next = 0; // first route not yet attempted
-  let batch = [...lines, ...routeLines];
+  let batch = [...steps, ...routeSteps];
   for (;;) {
     try {
-      await ipBatch(batch, { netns: plan.netns });
-      for (let i = next; i < routeLines.length; i++) installed.push(plan.routes[i] as PodRoute);
+      await applier.run(batch, plan.netns);
+      for (let i = next; i < routeSteps.length; i++) installed.push(plan.routes[i] as PodRoute);
       return installed;
     } catch (e) {
-      const setup = batch.length - (routeLines.length - next);
+      const setup = batch.length - (routeSteps.length - next);
       const failed = e instanceof IpBatchError ? (e.lineNumber ?? 0) - setup - 1 : -1; // index past `next`
       if (!(e instanceof IpBatchError) || failed < 0 || !/File exists/.test(e.reason)) throw e;
       const skipped = next + failed;
@@ -141,8 +118,8 @@ async function setUpPod(plan: AttachPlan): Promise<PodRoute[]> {
         `podnet: ${e.line} skipped: the route exists already (set up by another network?)\n`,
       );
       next = skipped + 1;
-      if (next >= routeLines.length) return installed;
-      batch = routeLines.slice(next);
+      if (next >= routeSteps.length) return installed;
+      batch = routeSteps.slice(next);
     }
   }
 }
@@ -170,13 +147,13 @@ async function add(req: CniRequest): Promise<Result> {
   const ipam = ipamClient(req, cfg.ipam.type);
   trace("start");
   const ipamResult = await ipam.add();
-  trace("ipam");
+  trace(`ipam (kernel steps by ${stepApplier().name})`);
   const hostIf = hostVethName(req.containerId, req.ifname);
   let vethMayExist = false;
   try {
     const addresses = podAddresses(ipamResult, ipam.type);
     const routes = podRoutes(addresses, ipamResult.routes ?? [], cfg.isDefaultGateway);
-    const known = bridgeState(cfg.bridge);
+    const known = await stepApplier().readBridge(cfg.bridge);
     const bridgeAddresses = cfg.isGateway
       ? dedupeGateways(addresses).filter((g) => !known.addresses.has(`${formatIp(g.ip)}/${g.prefix}`))
       : [];
@@ -217,6 +194,17 @@ async function add(req: CniRequest): Promise<Result> {
       trace("pod side");
     } catch (e) {
       throw kernelError(`setting up ${req.ifname} in ${req.netns} failed`, e);
+    }
+    if (plan.createBridgeMac) {
+      // The bridge is new: its first carrier change, which the kernel handles a moment later, flushes the
+      // neighbour entries the node steps just wrote (seen on the netlink path: the first pod of a node then
+      // waited 1-2 s for IPv6 neighbour discovery). Written again now that the pod's side is up.
+      await stepApplier()
+        .run(nodeSteps(plan).steps.filter((step) => step.op === "neigh-stale"))
+        .catch((e) =>
+          process.stderr.write(`podnet: neighbour entries for ${req.containerId}: ${String(e)}
+`),
+        );
     }
     if (cfg.ipMasq) {
       const { attachmentTag, masqAdd } = await masq();
