@@ -99,8 +99,13 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
         cniServers.delete(ns);
       }
     }
-    if (role === "node" && state?.plan) await syncServiceProxy(state);
-    if (role === "node" && state?.plan) await policySync.sync(state);
+    if (role === "node" && state?.plan) {
+      // The store, loaded once for both: the proxy sees attached pods only, policies every planned pod (a
+      // pod's policies are in place before it runs).
+      const desired = loadStore(state);
+      await syncServiceProxy(state, attachedOnly(desired, state));
+      await policySync.sync(state, desired);
+    }
     for (const ns of wantedNodes) {
       if (role !== "node") break;
       if (cniServers.has(ns) || !existsSync(netnsPath(ns))) continue;
@@ -140,18 +145,18 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
         skipped.push(`${key}: ${s}`);
     }
     if (role === "workloads" && state?.plan) {
-      const desired = loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []);
-      await clusterDns.sync(state, attachedOnly(desired.state, state));
+      await clusterDns.sync(state, attachedOnly(loadStore(state), state));
     }
     return status();
   }
 
+  /** The desired state the store holds (with the lab's own DNS objects). */
+  function loadStore(state: LabState): DesiredState {
+    return loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []).state;
+  }
+
   /** kube-proxy's job in every node: the node's ruleset, applied as a diff of the last one applied. */
-  async function syncServiceProxy(state: LabState): Promise<void> {
-    const desired = attachedOnly(
-      loadManifestSources(state.objects.length ? [storeSource(lab, state.objects)] : []).state,
-      state,
-    );
+  async function syncServiceProxy(state: LabState, desired: DesiredState): Promise<void> {
     const jobs: { ns: string; next: ProxyRuleset }[] = [];
     for (const cluster of state.plan?.clusters ?? []) {
       const derived = clusterEndpoints(desired, cluster); // once per cluster, not per node
