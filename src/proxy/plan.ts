@@ -228,6 +228,10 @@ class FamilyTable {
 
   addHairpin(ip: string): void {
     this.log?.push({ op: "hairpin", ip });
+    this.insertHairpin(ip);
+  }
+
+  private insertHairpin(ip: string): void {
     if (!this.hairpin.has(ip)) {
       this.hairpin.add(ip);
       (this.sets.get(SET.hairpin) as NftSet).elements.push({ key: `${ip} . ${ip}` });
@@ -239,12 +243,8 @@ class FamilyTable {
     for (const o of ops) {
       if (o.op === "add") (this.sets.get(o.set) as NftSet).elements.push(o.element);
       else if (o.op === "claim") this.entryKeys.add(o.key);
-      else if (o.op === "hairpin") {
-        if (!this.hairpin.has(o.ip)) {
-          this.hairpin.add(o.ip);
-          (this.sets.get(SET.hairpin) as NftSet).elements.push({ key: `${o.ip} . ${o.ip}` });
-        }
-      } else if (o.op === "count") (o.local ? this.counts.local : this.counts.cluster).add(o.n);
+      else if (o.op === "hairpin") this.insertHairpin(o.ip);
+      else if (o.op === "count") (o.local ? this.counts.local : this.counts.cluster).add(o.n);
       else {
         if (!this.stickyChains.has(o.chain.name)) this.stickyChains.set(o.chain.name, o.chain);
         for (const set of o.sets) if (!this.stickySets.has(set.name)) this.stickySets.set(set.name, set);
