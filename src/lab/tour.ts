@@ -5,6 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import type { Source } from "../api/source.js";
+import { isClusterDnsPod } from "./cluster-dns.js";
 import type { Progress } from "./converge.js";
 import { listNamespaces } from "./kernel.js";
 import { labDown, labUp } from "./lab.js";
@@ -128,7 +129,8 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
     // The client (a pod serving nothing, as shop/client) reaches a serving pod on its own node and one on
     // another node: the paths the tour shows, and the ones the quick-start's NetworkPolicy admits.
     const client = pods.find((p) => p.ports.length === 0) ?? (pods[0] as AppliedPod);
-    const serving = pods.filter((p) => p.ports.length > 0 && p !== client);
+    // The DNS pod serves DNS, not the built-in responder that reports the client address: never a target here.
+    const serving = pods.filter((p) => p.ports.length > 0 && p !== client && !isClusterDnsPod(p));
     const sameNode = serving.find((p) => p.node === client.node);
     const otherNode = serving.find((p) => p.node !== client.node);
     const portOf = (p: AppliedPod) => p.ports[0]?.port ?? 8080;
