@@ -3,26 +3,15 @@
  * then VXLAN, and shows with real packets what the Kubernetes network model promises and what each
  * fabric changes. Every claim it prints is a probe or a kernel listing made just before.
  */
-import { spawnSync } from "node:child_process";
 import type { Source } from "../api/source.js";
 import { isClusterDnsPod } from "./cluster-dns.js";
-import type { Progress } from "./converge.js";
-import { listNamespaces } from "./kernel.js";
-import { labDown, labUp } from "./lab.js";
-import { labPrefix, netnsNames } from "./names.js";
+import type { labUp } from "./lab.js";
+import { netnsNames } from "./names.js";
 import { probe } from "./probe.js";
 import { type AppliedPod, objectsOf, readLabState } from "./store.js";
+import { inNs, TourNarrator, type TourOptions, type TourResult } from "./tour-kit.js";
 
-export interface TourOptions {
-  lab: string;
-  sources: Source[];
-  write: (text: string) => void;
-}
-
-function inNs(ns: string, cmd: string, args: string[]): { ok: boolean; out: string } {
-  const r = spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { encoding: "utf8", timeout: 10_000 });
-  return { ok: r.status === 0, out: `${r.stdout ?? ""}${r.stderr ?? ""}`.trim() };
-}
+export type { TourOptions } from "./tour-kit.js";
 
 /** The sources with the Cluster's fabric replaced (the tour's second half). */
 function withFabric(sources: Source[], fabric: Record<string, unknown>): Source[] {
@@ -41,44 +30,13 @@ function withFabric(sources: Source[], fabric: Record<string, unknown>): Source[
   ];
 }
 
-export async function runTour(options: TourOptions): Promise<{ checks: number; failed: string[] }> {
-  const { lab, write } = options;
-  const failed: string[] = [];
-  let checks = 0;
-  const say = (text: string) => write(`${text}\n`);
-  const step = (title: string) => say(`\n── ${title}`);
-  const progress: Progress = (phase, detail, ms) =>
-    say(`   ✓ ${phase.padEnd(11)} ${detail} (${ms.toFixed(0)} ms)`);
-  const expect = (what: string, ok: boolean, detail: string) => {
-    checks++;
-    if (!ok) failed.push(what);
-    say(`   ${ok ? "✔" : "✘"} ${what}${detail ? `: ${detail}` : ""}`);
-  };
-
-  const probeShow = async (
-    what: string,
-    fromNs: string,
-    fromLabel: string,
-    ip: string,
-    port: number,
-    want: "connected" | "blocked",
-  ) => {
-    const r = await probe({
-      fromNetns: `/run/netns/${fromNs}`,
-      host: ip,
-      port,
-      protocol: "TCP",
-      // A SYN lost to a busy machine is retried after 1 s: give it that one retry.
-      timeoutMs: 2000,
-    });
-    const seen = r.answer ? `answer "${r.answer}"` : (r.reason ?? "");
-    expect(
-      what,
-      r.outcome === want,
-      `${fromLabel} → ${ip}:${port} ${r.outcome} in ${r.latencyMs.toFixed(2)} ms${seen ? `, ${seen}` : ""}`,
-    );
-    return r;
-  };
+export async function runTour(options: TourOptions): Promise<TourResult> {
+  const { lab } = options;
+  const n = new TourNarrator(options.write);
+  const say = (text: string) => n.say(text);
+  const step = (title: string) => n.step(title);
+  const expect = (what: string, ok: boolean, detail: string) => n.expect(what, ok, detail);
+  const probeShow = n.probeShow.bind(n);
 
   say(
     `podnet quick-start tour: the cluster of ${options.sources.map((s) => s.file).join(", ")}, built twice on this machine ` +
@@ -90,26 +48,9 @@ export async function runTour(options: TourOptions): Promise<{ checks: number; f
         ? withFabric(options.sources, { mode: "routed", advertiseToRouter: true })
         : withFabric(options.sources, { mode: "vxlan" });
     step(`Bring up the quick-start cluster with the ${mode} fabric (podnet lab up)`);
-    try {
-      await tourOneFabric(mode, await labUp({ lab, progress }, sources));
-    } finally {
-      // Torn down also when a step threw: the tour leaves nothing behind.
-      if (readLabState(lab)) {
-        step("Tear down (podnet lab down)");
-        const down = await labDown({ lab });
-        const left = listNamespaces(labPrefix(lab));
-        expect(
-          "nothing left behind",
-          left.length === 0,
-          `${down.namespaces} namespaces deleted, ${left.length} left`,
-        );
-      }
-    }
+    await n.withLab(lab, sources, (up) => tourOneFabric(mode, up));
   }
-  say(
-    `\n${checks - failed.length}/${checks} checks passed${failed.length ? `; failed: ${failed.join("; ")}` : ""}`,
-  );
-  return { checks, failed };
+  return n.summary();
 
   async function tourOneFabric(
     mode: "routed" | "vxlan",
