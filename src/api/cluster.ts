@@ -17,11 +17,14 @@ import type { Field, ObjCtx } from "./context.js";
 import { CLUSTER_DEFAULTS, DNS_SERVICE_ADDRESS_INDEX, IPV6_DEFAULTS, VXLAN_OVERHEAD } from "./defaults.js";
 import type { ReadMeta } from "./meta.js";
 import { clusterScopedMeta } from "./meta.js";
+import { segments } from "./path.js";
 import { readPort, readProtocol } from "./pod.js";
 import { readCidr, readIp } from "./service.js";
 import type {
   Cluster,
+  DnsForwardTls,
   DnsForwardZone,
+  DnsTlsSpec,
   ExternalHost,
   ExternalHostPort,
   FabricMode,
@@ -46,7 +49,7 @@ const SPEC_FIELDS = [
   "dns",
 ];
 const FABRIC_FIELDS = ["mode", "vni", "port", "mtu", "advertiseToRouter", "masquerade"];
-const DNS_FIELDS = ["serviceIP", "ttl", "podRecords", "forward", "upstream"];
+const DNS_FIELDS = ["serviceIP", "ttl", "podRecords", "forward", "upstream", "tls"];
 const MAX_VNI = 16777215;
 const MIN_MTU = 1280;
 const MAX_MTU = 9000;
@@ -161,6 +164,53 @@ function readServers(f: Field): string[] {
     else out.push(s);
   }
   return out;
+}
+
+/** `spec.dns.forward[].cluster`: a Cluster name, not this cluster's own. */
+function readClusterRef(f: Field, self: string | undefined): string | undefined {
+  const name = f.str();
+  if (name === undefined) return undefined;
+  const errs = dns1123Subdomain(name);
+  if (errs.length > 0) {
+    f.error(`invalid cluster name ${JSON.stringify(name)}: ${errs.join("; ")}`);
+    return undefined;
+  }
+  if (name === self) {
+    f.error(
+      `cluster ${name} cannot forward a zone to its own DNS (it answers its own zones already)`,
+      "name another cluster of the lab, or remove this forward entry",
+    );
+    return undefined;
+  }
+  return name;
+}
+
+/** `spec.dns.forward[].tls`: DNS over TLS to the upstream (`{}` = defaults). */
+function readForwardTls(f: Field, toCluster: boolean): DnsForwardTls | undefined {
+  const m = f.map();
+  if (!m.set) return undefined;
+  m.only(["serverName", "ca"]);
+  const tls: DnsForwardTls = {};
+  const nameF = m.get("serverName");
+  const serverName = nameF.set ? readDomain(nameF, "server name") : undefined;
+  if (serverName !== undefined) tls.serverName = serverName;
+  else if (!nameF.set && !toCluster)
+    nameF.required(
+      "Required value: the name the servers' certificate carries",
+      "write tls: {serverName: dns.example.org} (with cluster: NAME the lab knows the name)",
+    );
+  const caF = m.get("ca");
+  const ca = caF.str();
+  if (ca !== undefined) {
+    if (!ca.startsWith("/"))
+      caF.error(`invalid CA path ${JSON.stringify(ca)}: must be absolute`, "write e.g. /etc/podnet/ca.pem");
+    else tls.ca = ca;
+  } else if (!caF.set && !toCluster)
+    caF.required(
+      "Required value: the CA bundle that signed the servers' certificate",
+      "write tls: {ca: /path/to/ca.pem} (with cluster: NAME the lab CA is used)",
+    );
+  return tls;
 }
 
 function readDomain(f: Field, what: string): string | undefined {
@@ -377,26 +427,45 @@ export function readCluster(o: ObjCtx, meta: ReadMeta): ClusterInfo {
   for (const zf of dnsF.get("forward").list()) {
     const zm = zf.map();
     if (!zm.set) continue;
-    zm.only(["zone", "servers"]);
+    zm.only(["zone", "servers", "cluster", "tls"]);
     const zoneF = zm.get("zone");
     const zone = readDomain(zoneF, "zone");
     if (!zoneF.set) zoneF.required();
     const serversF = zm.get("servers");
     const servers = readServers(serversF);
-    if (!serversF.set || (Array.isArray(serversF.v) && serversF.v.length === 0)) {
+    // Exactly one of servers and cluster (another Cluster's DNS; whether it exists is checked in
+    // src/plan/dns-checks.ts, which sees every cluster).
+    const clusterF = zm.get("cluster");
+    const target = clusterF.set ? readClusterRef(clusterF, meta.name) : undefined;
+    const serversGiven = serversF.set && !(Array.isArray(serversF.v) && serversF.v.length === 0);
+    if (clusterF.set && serversF.set) {
+      clusterF.error(
+        "give either servers or cluster, not both",
+        "cluster: NAME forwards to that cluster's DNS; servers lists addresses of any DNS server",
+      );
+    } else if (!clusterF.set && !serversGiven) {
       serversF.required(
-        "Required value: at least one server",
-        "list the DNS servers of the zone, e.g. [10.112.0.10]",
+        "Required value: at least one server, or cluster",
+        "list the DNS servers of the zone, e.g. [10.112.0.10], or name another cluster of the lab: cluster: c2",
       );
     }
+    const tls = readForwardTls(zm.get("tls"), clusterF.set);
     if (zone !== undefined) {
       if (zones.has(zone)) zoneF.error(`Duplicate value: ${JSON.stringify(zone)}`);
       zones.add(zone);
-      const entry: DnsForwardZone = { zone, servers };
+      const entry: DnsForwardZone = { zone, servers, source: zf.o.source(segments(zf.path)) };
+      if (target !== undefined) entry.cluster = target;
+      if (tls) entry.tls = tls;
       dns.forward.push(entry);
     }
   }
   dns.upstream = readServers(dnsF.get("upstream"));
+  const tlsF = dnsF.get("tls").map();
+  if (tlsF.set) {
+    tlsF.only(["clientAuth"]);
+    const clientAuth = tlsF.get("clientAuth").oneOf<DnsTlsSpec["clientAuth"]>(["none", "require"]);
+    dns.tls = { clientAuth: clientAuth ?? "none" };
+  }
 
   const cluster: Cluster = {
     kind: "Cluster",

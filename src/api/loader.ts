@@ -23,11 +23,13 @@ import { type ReadMeta, readMetadata } from "./meta.js";
 import { readNetworkPolicy } from "./networkpolicy.js";
 import { readNode } from "./node.js";
 import { pathOf } from "./path.js";
+import { checkPeerings, type PeeringEntry, readClusterPeering } from "./peering.js";
 import { readPod } from "./pod.js";
 import { readService } from "./service.js";
 import { parseSource, readSources, type Source, type SourceDoc } from "./source.js";
 import type {
   Cluster,
+  ClusterPeering,
   DesiredState,
   EndpointSlice,
   ExternalHost,
@@ -65,6 +67,7 @@ const WORKLOAD_REMOVED = { "extensions/v1beta1": "1.16", "apps/v1beta1": "1.16",
 export const KINDS: Record<string, KindInfo> = {
   Cluster: { apiVersion: PODNET_VERSION, namespaced: false, rule: "dns1123Label" },
   ExternalHost: { apiVersion: PODNET_VERSION, namespaced: false, rule: "dns1123Label" },
+  ClusterPeering: { apiVersion: PODNET_VERSION, namespaced: false, rule: "dns1123Subdomain" },
   Namespace: { apiVersion: "v1", namespaced: false, rule: "dns1123Label" },
   Node: { apiVersion: "v1", namespaced: false, rule: "dns1123Subdomain" },
   Pod: { apiVersion: "v1", namespaced: true, rule: "dns1123Subdomain" },
@@ -99,6 +102,7 @@ const KIND_NAMES = Object.keys(KINDS);
 type Read =
   | { kind: "Cluster"; obj: ClusterInfo }
   | { kind: "ExternalHost"; obj: ExternalHost }
+  | { kind: "ClusterPeering"; obj: ClusterPeering }
   | { kind: "Namespace"; obj: Namespace }
   | { kind: "Node"; obj: Node }
   | { kind: "Pod"; obj: Pod }
@@ -124,6 +128,8 @@ function read(o: ObjCtx, meta: ReadMeta, kind: string): Read | undefined {
       return { kind, obj: readCluster(o, meta) };
     case "ExternalHost":
       return { kind, obj: readExternalHost(o, meta) };
+    case "ClusterPeering":
+      return { kind, obj: readClusterPeering(o, meta) };
     case "Namespace":
       return { kind, obj: readNamespace(o, meta) };
     case "Node":
@@ -314,6 +320,7 @@ class Loader {
       endpointSlices: [],
       networkPolicies: [],
       externalHosts: [],
+      peerings: [],
     };
 
     // Clusters.
@@ -336,10 +343,16 @@ class Loader {
     const names = [...clusters.keys()];
     for (const { info } of clusters.values()) state.clusters.push(info.cluster);
 
+    // Peerings connect clusters and belong to none (like Cluster itself).
+    const peerings: PeeringEntry[] = [];
+    for (const e of this.entries)
+      if (e.read.kind === "ClusterPeering" && e.name !== "") peerings.push({ o: e.o, peering: e.read.obj });
+    state.peerings = checkPeerings(peerings, names);
+
     // Cluster of every object.
     const kept: Entry[] = [];
     for (const e of this.entries) {
-      if (e.read.kind === "Cluster") continue;
+      if (e.read.kind === "Cluster" || e.read.kind === "ClusterPeering") continue;
       const annotated = e.meta.cluster;
       const annF = () => e.o.root.get("metadata").get("annotations").entry(CLUSTER_ANNOTATION);
       if (annotated !== undefined) {
@@ -459,6 +472,7 @@ class Loader {
       const info = clusters.get(e.cluster)?.info as ClusterInfo;
       switch (r.kind) {
         case "Cluster":
+        case "ClusterPeering":
         case "Namespace":
           break;
         case "Node":

@@ -53,11 +53,33 @@ export interface FabricSpec {
 
 export type PodRecordsMode = "disabled" | "insecure" | "verified";
 
+export interface DnsForwardTls {
+  /**
+   * Name the upstream's certificate must carry. Default for `cluster: X` in a lab: `dns.X.<lab>` (the
+   * name the lab CA issues X's DNS certificate for); required with `servers`.
+   */
+  serverName?: string;
+  /** CA bundle (PEM file) to verify the upstream with, instead of the lab CA. */
+  ca?: string;
+}
+
 export interface DnsForwardZone {
   /** Zone to forward, e.g. `remote.svc.cluster.local`. */
   zone: string;
-  /** Upstream servers, `ip` or `ip:port`. */
+  /** Upstream servers, `ip` or `ip:port` (empty when `cluster` is given). */
   servers: string[];
+  /** Another Cluster of the same manifests: forward to its cluster DNS (the lab picks the address). */
+  cluster?: string;
+  /** DNS over TLS (port 853) to the upstream, verifying its certificate by server name. */
+  tls?: DnsForwardTls;
+  /** Where the entry is declared (spec.dns.forward[i]); not enumerable (kept out of JSON and comparisons). */
+  readonly source?: SourceLocation;
+}
+
+/** The cluster DNS also serves DNS over TLS on port 853, with a certificate from the lab CA. */
+export interface DnsTlsSpec {
+  /** `require`: clients must present a certificate the lab CA issued (CoreDNS's require_and_verify). */
+  clientAuth: "none" | "require";
 }
 
 export interface DnsSpec {
@@ -70,6 +92,8 @@ export interface DnsSpec {
   forward: DnsForwardZone[];
   /** Upstream for names outside the cluster domain (`ip` or `ip:port`); none by default. */
   upstream: string[];
+  /** Serve DNS over TLS on 853 too (absent: plain DNS only). */
+  tls?: DnsTlsSpec;
 }
 
 export interface Cluster {
@@ -110,6 +134,20 @@ export interface ExternalHost {
   address?: string;
   /** Ports the host serves with the built-in responder. */
   ports: ExternalHostPort[];
+}
+
+/**
+ * The link between two clusters' routers (a VPN or peering connection): each router routes the peer's
+ * node, external and load-balancer ranges over it, and the peer's pod ranges when the peer advertises
+ * them (routed with advertiseToRouter). Cluster-scoped and in no cluster, like Cluster itself.
+ */
+export interface ClusterPeering {
+  kind: "ClusterPeering";
+  meta: Meta;
+  /** Exactly two distinct declared clusters; the first gets the first transit address. */
+  clusters: [string, string];
+  /** The point-to-point network between the two routers (IPv4); allocated when absent. */
+  transitCIDR?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,10 +318,13 @@ export interface DesiredState {
   endpointSlices: EndpointSlice[];
   networkPolicies: NetworkPolicy[];
   externalHosts: ExternalHost[];
+  /** ClusterPeering objects (in no cluster: `meta.cluster` is empty). */
+  peerings: ClusterPeering[];
 }
 
 export type AnyObject =
   | Cluster
+  | ClusterPeering
   | ExternalHost
   | Namespace
   | Node

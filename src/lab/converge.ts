@@ -9,6 +9,7 @@ import type { DesiredState, Pod } from "../api/types.js";
 import { installPlugins } from "../cni/install.js";
 import { CniRuntime } from "../cni/runtime/index.js";
 import type { NetworkConfigList, Result } from "../cni/spec.js";
+import { type IpLink, type IpRoute, ipBatchForce, ipJson } from "../linux/ip.js";
 import { withNetns } from "../linux/netns-native.js";
 import { ensureSysctl } from "../linux/sysctl.js";
 import type { AddressPlan, ClusterPlan } from "../plan/types.js";
@@ -22,11 +23,19 @@ import {
   listNamespaces,
   writeNetnsResolvConf,
 } from "./kernel.js";
-import { labDir, labPrefix, netnsNames, netnsPath, podContainerId } from "./names.js";
+import { labDir, labPrefix, netnsNames, netnsPath, PEERING_LINK_PREFIX, podContainerId } from "./names.js";
 import { planServiceRoutes } from "./service-routes.js";
 import type { AppliedPod, LabState } from "./store.js";
 import { writeLabState } from "./store.js";
-import { type ClusterTopology, nodeConfList, PROBE_SYSCTLS, planTopology } from "./topology.js";
+import {
+  type ClusterTopology,
+  canonicalCidr,
+  type NamespacePlan,
+  nodeConfList,
+  PROBE_SYSCTLS,
+  planTopology,
+  ROUTER_ROUTE_PROTO,
+} from "./topology.js";
 
 export type Progress = (phase: string, detail: string, ms: number) => void;
 
@@ -110,6 +119,40 @@ function nodeRuntimes(lab: string, plan: AddressPlan, mode: CniExecMode): Map<st
   return out;
 }
 
+/**
+ * Removes from a router what an earlier plan put there and this one does not: peering links (by name
+ * prefix) and routes of protocol ROUTER_ROUTE_PROTO. Read from the kernel, so a crash between plans
+ * leaves nothing behind. Returns how many it removed.
+ */
+async function pruneRouter(ns: NamespacePlan): Promise<number> {
+  if (!ns.router) return 0;
+  const netns = netnsPath(ns.name);
+  const links = await ipJson<IpLink[]>(["link", "show"], { netns });
+  const wantedLinks = new Set(ns.router.peeringLinks);
+  // The link name is the part before "@" (the veth's peer index).
+  const lines = links
+    .map((l) => l.ifname.split("@")[0] ?? "")
+    .filter((n) => n.startsWith(PEERING_LINK_PREFIX) && !wantedLinks.has(n))
+    .map((n) => `link del ${n}`);
+  const wantedRoutes = new Set(ns.router.routeDsts);
+  for (const family of ["-4", "-6"]) {
+    const routes = await ipJson<IpRoute[]>([family, "route", "show", "proto", String(ROUTER_ROUTE_PROTO)], {
+      netns,
+    });
+    for (const r of routes) {
+      const dst = canonicalCidr(r.dst);
+      if (!wantedRoutes.has(dst)) lines.push(`route del ${dst} proto ${ROUTER_ROUTE_PROTO}`);
+    }
+  }
+  // A deleted link takes its routes along: "No such process"/"Cannot find device" mean already gone.
+  const failures = (await ipBatchForce(lines, { netns })).filter(
+    (f) => !/No such process|Cannot find device|No such device/.test(f.reason),
+  );
+  if (failures.length)
+    throw new Error(`${ns.name}: ${failures.map((f) => `"${f.line}" failed: ${f.reason}`).join("; ")}`);
+  return lines.length;
+}
+
 async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
@@ -151,8 +194,10 @@ export async function converge(
   };
 
   const existing = new Set(listNamespaces(labPrefix(lab)));
+  const mtuOf = (name: string) =>
+    plan.clusters.find((c) => c.name === name)?.fabric.underlayMTU ?? Number.POSITIVE_INFINITY;
   const topologies: ClusterTopology[] = plan.clusters.map((c) =>
-    planTopology(lab, c, planServiceRoutes(desired, c)),
+    planTopology(lab, c, planServiceRoutes(desired, c), plan.peerings ?? [], mtuOf),
   );
   const infra = topologies.flatMap((t) => t.namespaces);
   const wantedInfra = new Set(infra.map((n) => n.name));
@@ -231,7 +276,12 @@ export async function converge(
 
   // 3. Underlay, nodes and external hosts: addresses, routes, fabric, masquerade.
   await pool(infra, 4, (ns) => applyNamespace(ns));
-  phase("network", `${infra.length} infrastructure namespaces configured`);
+  // What routers hold and the plan no longer wants: removed peerings' links, stale routes.
+  const pruned = (await Promise.all(infra.map(pruneRouter))).reduce((a, b) => a + b, 0);
+  phase(
+    "network",
+    `${infra.length} infrastructure namespaces configured${pruned ? `, ${pruned} stale router links/routes removed` : ""}`,
+  );
 
   // 4. The agent serves the nodes' CNI calls; it reads the node list from the store.
   const externals: AppliedPod[] = desired.externalHosts.flatMap((h) => {

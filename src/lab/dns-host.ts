@@ -9,7 +9,7 @@ import { buildClusterZone, type ClusterZone, clusterZoneInput } from "../dns/rec
 import { parseDnsConfig } from "../dns/server/config.js";
 import { type DnsServerHandle, startDnsServer } from "../dns/server/server.js";
 import type { LookupResult, ZoneAnswerer } from "../dns/types.js";
-import { clusterDnsConfig, isClusterDnsPod } from "./cluster-dns.js";
+import { clusterDnsConfig, isClusterDnsPod, type LabDnsContext } from "./cluster-dns.js";
 import type { LabState } from "./store.js";
 
 /** The answerer the server holds: the zone behind it is replaced on every sync. */
@@ -38,18 +38,21 @@ export class ClusterDnsHost {
   /** Starts, updates or stops each cluster's DNS server to match `state` (desired: attached pods only). */
   async sync(state: LabState, desired: DesiredState): Promise<void> {
     const wanted = new Set<string>();
+    const context: LabDnsContext | undefined = state.plan ? { lab: state.lab, plan: state.plan } : undefined;
     for (const plan of state.plan?.clusters ?? []) {
       const pod = state.pods.find((p) => p.cluster === plan.name && isClusterDnsPod(p));
       const cluster = desired.clusters.find((c) => c.meta.name === plan.name);
       if (!pod || !cluster) continue;
       wanted.add(plan.name);
       const zone = buildClusterZone(clusterZoneInput(desired, plan));
-      const config = clusterDnsConfig(cluster, pod.ips);
+      const problems: string[] = [];
+      const config = clusterDnsConfig(cluster, pod.ips, context, problems);
       const current = this.running.get(plan.name);
       if (current && current.config === config && current.netns === pod.netns) {
         current.zone.zone = zone;
         continue;
       }
+      for (const p of problems) this.log(`cluster DNS of ${plan.name}: ${p}`);
       if (current) await this.stop(plan.name);
       const parsed = parseDnsConfig(config, `<cluster ${plan.name} DNS configuration>`);
       if (parsed.diagnostics.length) {

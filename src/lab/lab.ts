@@ -27,6 +27,7 @@ import {
 } from "./agent.js";
 import type { CniExecMode } from "./cni-exec.js";
 import { type ConvergeReport, converge, type Progress } from "./converge.js";
+import { ensureLabDnsCertificates } from "./dns-certs.js";
 import { deleteNamespaces, listNamespaces, netnsEtcDir } from "./kernel.js";
 import { labDir, labNameProblem, labPrefix, netnsNames } from "./names.js";
 import {
@@ -56,7 +57,15 @@ export interface LabOptions {
   cni?: CniExecMode;
   progress?: Progress;
   verbose?: boolean;
+  /**
+   * Plan errors to build the lab despite (reported as warnings), by code: only ALLOWABLE_PLAN_ERRORS.
+   * Kept in the store, so later apply/delete on the lab keep allowing them.
+   */
+  allow?: string[];
 }
+
+/** Plan errors a lab may be built despite, to observe what they do: the service-range black hole. */
+export const ALLOWABLE_PLAN_ERRORS = ["service-range-alias"];
 
 function checkLabName(lab: string): void {
   const problem = labNameProblem(lab);
@@ -92,8 +101,18 @@ function loadDesired(
   return { desired: loaded.state, diagnostics: loaded.diagnostics };
 }
 
-function planFor(desired: DesiredState, previous: AddressPlan | undefined): AddressPlan {
+function planFor(
+  desired: DesiredState,
+  previous: AddressPlan | undefined,
+  allow: readonly string[] = [],
+): AddressPlan {
   const plan = planAddresses(desired, { previous });
+  plan.diagnostics = plan.diagnostics.map((d) => {
+    if (d.severity !== "error" || !d.code || !ALLOWABLE_PLAN_ERRORS.includes(d.code)) return d;
+    if (allow.includes(d.code))
+      return { ...d, severity: "warning", message: `${d.message} (allowed: --allow ${d.code})` };
+    return { ...d, hint: `${d.hint ?? ""}; or build the lab anyway to observe it: --allow ${d.code}` };
+  });
   if (hasErrors(plan.diagnostics)) throw new InvalidInputError(plan.diagnostics);
   return plan;
 }
@@ -167,13 +186,20 @@ async function change(
       throw new LabError(`lab "${lab}" does not exist; start it with: podnet lab up --name ${lab} -f FILE`);
     const { objects, sources } = edit(state);
     const { desired, diagnostics } = loadDesired(lab, objects, sources, options.verbose);
-    const plan = planFor(desired, state.plan);
+    for (const code of options.allow ?? [])
+      if (!ALLOWABLE_PLAN_ERRORS.includes(code))
+        throw new LabError(
+          `--allow ${code}: only these plan errors can be allowed: ${ALLOWABLE_PLAN_ERRORS.join(", ")}`,
+        );
+    const allow = [...new Set([...(state.allow ?? []), ...(options.allow ?? [])])];
+    const plan = planFor(desired, state.plan, allow);
+    await ensureLabDnsCertificates(lab, desired.clusters); // DNS over TLS between clusters (dns-certs.ts)
     const merged = sources.length ? mergeObjects(objects, { applied: objectsOf(sources, []) }) : objects;
     const result = await converge(
       lab,
       desired,
       plan,
-      { ...state, objects: merged },
+      { ...state, objects: merged, ...(allow.length ? { allow } : {}) },
       () => ensureAgents(lab),
       options.progress,
       options.cni,

@@ -52,6 +52,20 @@ export function externalUplinkName(cluster: string, host: string): string {
   return hashedName("x-", [cluster, host]);
 }
 
+/** Names of peering links start with this (`down`/converge find stale ones by it). */
+export const PEERING_LINK_PREFIX = "p-";
+
+/**
+ * The end of a peering's veth in `cluster`'s router. The transit network is part of the name: a changed
+ * peering is a new link, and the old one goes with its addresses and routes.
+ */
+export function peeringLinkName(
+  peering: { name: string; clusters: readonly string[]; transitCIDR: string },
+  cluster: string,
+): string {
+  return hashedName(PEERING_LINK_PREFIX, [peering.name, ...peering.clusters, peering.transitCIDR, cluster]);
+}
+
 /** Bridges inside the underlay namespace: the nodes' switch and the router's external side. */
 export const NODE_SWITCH = "sw0";
 export const EXTERNAL_SWITCH = "ext0";

@@ -12,7 +12,10 @@
  * A probe that cannot be set up (no such namespace) rejects: that is not a network outcome.
  */
 import { isIP } from "node:net";
+import { containsIp, tryParseCidr, tryParseIp } from "../ipam/cidr.js";
 import { connectTcp, type IpFamily, udpSocket } from "../linux/netns-native.js";
+import { ownerOfAddress, peeringReachability } from "../plan/peering.js";
+import type { AddressPlan } from "../plan/types.js";
 
 export interface ProbeSpec {
   /** The namespace the probe starts in, e.g. /run/netns/<pod>. */
@@ -165,4 +168,43 @@ export async function probeMany(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, specs.length) }, worker));
   return results;
+}
+
+/** The source of a probe as `explainBlocked` needs it (a targets.ts Endpoint fits). */
+export interface ProbeSource {
+  label: string;
+  kind: string;
+  cluster?: string;
+  ips: string[];
+}
+
+/**
+ * Why a blocked probe could not have connected, when the address plan says so (the same reasoning
+ * `podnet plan` prints, from the same pure helpers): the source's address aliases the service range of
+ * the cluster it probes (the black hole), or the target is in another cluster that the source's cluster
+ * cannot reach that way (not peered, or pod IPs that are not routed outside their cluster).
+ * Undefined when the plan has no explanation (look at policies, ports, the probe's reason).
+ */
+export function explainBlocked(plan: AddressPlan, from: ProbeSource, dstIp: string): string | undefined {
+  const owner = ownerOfAddress(plan, dstIp);
+  const srcIp = tryParseIp(from.ips[0] ?? "");
+  const targetCluster = owner?.cluster ?? from.cluster;
+  const cluster = plan.clusters.find((c) => c.name === targetCluster);
+  if (srcIp && cluster && from.kind !== "pod") {
+    for (const text of cluster.ranges.serviceCIDRs) {
+      const cidr = tryParseCidr(text);
+      if (!cidr || cidr.family !== srcIp.family || !containsIp(cidr, srcIp)) continue;
+      return `${from.label}'s address ${from.ips[0]} lies inside service CIDR ${text} of cluster ${cluster.name}: the service proxy on ${cluster.name}'s nodes drops every packet addressed into that range, so the replies never leave the node (a routing black hole; podnet plan reports it as service-range-alias)`;
+    }
+  }
+  if (!owner || !from.cluster || owner.cluster === from.cluster) return undefined;
+  const r = peeringReachability(plan, from.cluster, owner.cluster);
+  const target = plan.clusters.find((c) => c.name === owner.cluster);
+  if (!r.peered) return r.reason;
+  if (owner.what === "service")
+    return `${dstIp} is a ClusterIP of cluster ${owner.cluster} (service CIDR ${owner.cidr}): ClusterIPs exist only inside their cluster; use the Service's load-balancer IP or a NodePort`;
+  if (owner.what !== "pod") return from.kind === "pod" && !r.nodesReachable ? r.reason : undefined;
+  // From a node or an external host only the target's side matters (their addresses are routed).
+  if (from.kind !== "pod") return target?.fabric.podsAddressableFromOutside ? undefined : r.reason;
+  return r.podsAddressable ? undefined : r.reason;
 }

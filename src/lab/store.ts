@@ -44,6 +44,8 @@ export interface LabState {
   pods: AppliedPod[];
   /** External hosts with ports: the agent runs responders in them too (namespace "external"). */
   externals?: AppliedPod[];
+  /** Plan errors the lab was built despite (`lab up --allow CODE`), kept for later changes. */
+  allow?: string[];
 }
 
 export function storePath(lab: string): string {

@@ -12,8 +12,9 @@
  * Nothing routes to or from the root namespace: the underlay has no default route.
  */
 import { fabricCommands, ipv6NextHopFor, planFabric, routeLine } from "../fabric/plan.js";
+import { containsIp, formatCidr, tryParseCidr, tryParseIp } from "../ipam/cidr.js";
 import { deterministicMac } from "../linux/names.js";
-import type { ClusterPlan } from "../plan/types.js";
+import type { ClusterPlan, PeeringPlan } from "../plan/types.js";
 import {
   EXTERNAL_SWITCH,
   externalUplinkName,
@@ -22,6 +23,7 @@ import {
   netnsNames,
   nodeUplinkName,
   POD_BRIDGE,
+  peeringLinkName,
 } from "./names.js";
 import { type ServiceRoute, serviceRouteLines } from "./service-routes.js";
 
@@ -42,6 +44,11 @@ export interface NamespacePlan {
   bridge: string[];
   /** nftables ruleset applied inside the namespace (one transaction), if any. */
   nft?: string;
+  /**
+   * Underlay only: what converge prunes against. Peering links (named PEERING_LINK_PREFIX…) not listed
+   * here are deleted, and so are routes of protocol ROUTER_ROUTE_PROTO to destinations not listed.
+   */
+  router?: { peeringLinks: string[]; routeDsts: string[] };
 }
 
 export interface ClusterTopology {
@@ -78,8 +85,19 @@ function forwardingSysctls(v6: boolean): Record<string, string> {
   return s;
 }
 
-/** Masquerade of pod egress to anything outside the cluster's own ranges, to the node's address. */
-export function masqueradeRuleset(cluster: ClusterPlan): string {
+/**
+ * Routes the lab's router holds beyond its own networks and the fabric's pod blocks: over peerings, and
+ * host routes to external hosts whose fixed address lies outside the external network. They carry this
+ * protocol number (no name in rt_protos) so that converge finds and removes the ones no longer planned.
+ */
+export const ROUTER_ROUTE_PROTO = 98;
+
+/**
+ * Masquerade of pod egress to anything outside the cluster's own ranges, to the node's address.
+ * `nonMasqueradeCIDRs` (ip-masq-agent's list): peered clusters' pod ranges that are routed both ways,
+ * so their pods see (and answer) the client pod's own IP.
+ */
+export function masqueradeRuleset(cluster: ClusterPlan, nonMasqueradeCIDRs: readonly string[] = []): string {
   const { ranges } = cluster;
   const lines = [
     `table inet ${MASQ_TABLE} {`,
@@ -90,7 +108,12 @@ export function masqueradeRuleset(cluster: ClusterPlan): string {
     const isFamily = (c: string) => (family === 6) === c.includes(":");
     const pods = ranges.podCIDRs.filter(isFamily);
     if (pods.length === 0) continue;
-    const inside = [...pods, ...ranges.serviceCIDRs.filter(isFamily), ranges.nodeCIDR].filter(isFamily);
+    const inside = [
+      ...pods,
+      ...ranges.serviceCIDRs.filter(isFamily),
+      ranges.nodeCIDR,
+      ...nonMasqueradeCIDRs.filter(isFamily),
+    ].filter(isFamily);
     const ip = family === 4 ? "ip" : "ip6";
     lines.push(
       `    ${ip} saddr { ${pods.join(", ")} } ${ip} daddr != { ${inside.join(", ")} } oifname "eth0" masquerade`,
@@ -100,10 +123,86 @@ export function masqueradeRuleset(cluster: ClusterPlan): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** Whether `address` lies outside `cidr` (an external host with a fixed address elsewhere). */
+function outside(cidr: string, address: string): boolean {
+  const net = tryParseCidr(cidr);
+  const ip = tryParseIp(address);
+  return !!net && !!ip && (net.family !== ip.family || !containsIp(net, ip));
+}
+
+/** A CIDR as `ip -j route` prints it back (compressed IPv6), for comparing planned and present routes. */
+export function canonicalCidr(text: string): string {
+  const cidr = tryParseCidr(text.includes("/") ? text : hostRoute(text));
+  return cidr ? formatCidr(cidr) : text;
+}
+
+const hostRoute = (ip: string) => (ip.includes(":") ? `${ip}/128` : `${ip}/32`);
+
+/** The MAC of a router's end of a peering link. */
+function peeringMac(peering: PeeringPlan, cluster: string): string {
+  return deterministicMac("peering", peering.name, cluster);
+}
+
+/**
+ * The router's end of each peering of the cluster: address on the transit network, static neighbour,
+ * and a route (protocol ROUTER_ROUTE_PROTO) to every range the peer's router routes. IPv6 ranges go via
+ * the link-local twin of the peer's IPv4 transit address (ipv6NextHopFor): this kernel refuses IPv6
+ * routes with IPv4 next hops. The first cluster of a peering creates the veth pair (in both routers).
+ */
+function peeringLines(
+  lab: string,
+  cluster: ClusterPlan,
+  peerings: readonly PeeringPlan[],
+  mtuOf: (cluster: string) => number,
+): { links: string[]; ip: string[]; names: string[]; dsts: string[] } {
+  const out = { links: [] as string[], ip: [] as string[], names: [] as string[], dsts: [] as string[] };
+  for (const peering of peerings) {
+    const index = peering.sides.findIndex((s) => s.cluster === cluster.name);
+    const self = peering.sides[index];
+    const peer = peering.sides[1 - index];
+    if (index < 0 || !self || !peer) continue;
+    const link = peeringLinkName(peering, self.cluster);
+    const peerLink = peeringLinkName(peering, peer.cluster);
+    const prefix = prefixLength(peering.transitCIDR);
+    const mac = peeringMac(peering, self.cluster);
+    const peerMac = peeringMac(peering, peer.cluster);
+    if (index === 0) {
+      const mtu = Math.min(mtuOf(self.cluster), mtuOf(peer.cluster));
+      out.links.push(
+        `link add ${link} mtu ${mtu} netns ${netnsNames.underlay(lab, self.cluster)} type veth peer name ${peerLink} mtu ${mtu} netns ${netnsNames.underlay(lab, peer.cluster)}`,
+      );
+    }
+    const v6 = self.routes.some((r) => r.dst.includes(":"));
+    out.names.push(link);
+    out.ip.push(
+      `link set ${link} address ${mac}`,
+      `addr replace ${self.address}/${prefix} dev ${link}`,
+      `link set ${link} up`,
+      `neigh replace ${peer.address} lladdr ${peerMac} dev ${link} nud permanent`,
+      ...(v6
+        ? [
+            `addr replace ${ipv6NextHopFor(self.address)}/64 dev ${link} nodad`,
+            `neigh replace ${ipv6NextHopFor(peer.address)} lladdr ${peerMac} dev ${link} nud permanent`,
+          ]
+        : []),
+    );
+    for (const r of self.routes) {
+      out.dsts.push(r.dst);
+      out.ip.push(
+        `${routeLine({ dst: r.dst, via: r.via, dev: link, onlink: false })} proto ${ROUTER_ROUTE_PROTO}`,
+      );
+    }
+  }
+  return out;
+}
+
 export function planTopology(
   lab: string,
   cluster: ClusterPlan,
   serviceRoutes: readonly ServiceRoute[] = [],
+  /** The lab's peerings (those of other clusters are ignored) and the MTU of every cluster's underlay. */
+  peerings: readonly PeeringPlan[] = [],
+  mtuOf: (cluster: string) => number = () => cluster.fabric.underlayMTU,
 ): ClusterTopology {
   const name = cluster.name;
   const underlay = netnsNames.underlay(lab, name);
@@ -130,6 +229,17 @@ export function planTopology(
     `link set ${EXTERNAL_SWITCH} up`,
   ];
 
+  const nonMasquerade = peerings.flatMap(
+    (p) => p.sides.find((s) => s.cluster === name)?.nonMasqueradeCIDRs ?? [],
+  );
+  const routerDsts: string[] = [];
+  // IPv6 ranges of peers: the nodes send IPv6 beyond the cluster to the router as they do IPv4, via the
+  // router's link-local twin (only then: a cluster without IPv6 peers keeps no IPv6 default route).
+  const routerV6 = ipv6NextHopFor(router.nodeNetworkAddress);
+  const v6Peers =
+    v6 &&
+    peerings.some((p) => p.sides.find((s) => s.cluster === name)?.routes.some((r) => r.dst.includes(":")));
+  if (v6Peers) underlayIp.push(`addr replace ${routerV6}/64 dev ${NODE_SWITCH} nodad`);
   const nodes: NamespacePlan[] = cluster.nodes.map((node) => {
     const ns = netnsNames.node(lab, name, node.name);
     const uplink = nodeUplinkName(name, node.name);
@@ -177,10 +287,16 @@ export function planTopology(
                 ),
             ]
           : []),
+        ...(v6Peers
+          ? [
+              `neigh replace ${routerV6} lladdr ${mac.routerNodeSide} dev eth0 nud permanent`,
+              `route replace ::/0 via ${routerV6} dev eth0`,
+            ]
+          : []),
         ...commands.ip,
       ],
       bridge: commands.bridge,
-      nft: cluster.fabric.masquerade ? masqueradeRuleset(cluster) : undefined,
+      nft: cluster.fabric.masquerade ? masqueradeRuleset(cluster, nonMasquerade) : undefined,
     };
   });
 
@@ -194,6 +310,16 @@ export function planTopology(
       `link set ${uplink} master ${EXTERNAL_SWITCH} up`,
       `neigh replace ${host.address} lladdr ${mac.external(host.name)} dev ${EXTERNAL_SWITCH} nud permanent`,
     );
+    // A fixed address outside the external network: a host route on the router, and on the host a /32
+    // (or /128) with the router reached on the link.
+    const elsewhere = outside(cluster.ranges.externalCIDR, host.address);
+    if (elsewhere) {
+      routerDsts.push(hostRoute(host.address));
+      underlayIp.push(
+        `route replace ${hostRoute(host.address)} dev ${EXTERNAL_SWITCH} proto ${ROUTER_ROUTE_PROTO}`,
+      );
+    }
+    const hostAddress = elsewhere ? hostRoute(host.address) : `${host.address}/${extPrefix}`;
     return {
       name: ns,
       role: "external",
@@ -203,9 +329,10 @@ export function planTopology(
       ip: [
         "link set lo up",
         `link set eth0 address ${mac.external(host.name)}`,
-        `addr replace ${host.address}/${extPrefix} dev eth0`,
+        `addr replace ${hostAddress} dev eth0`,
         "link set eth0 up",
         `neigh replace ${router.externalNetworkAddress} lladdr ${mac.routerExternalSide} dev eth0 nud permanent`,
+        ...(elsewhere ? [`route replace ${hostRoute(router.externalNetworkAddress)} dev eth0`] : []),
         `route replace default via ${router.externalNetworkAddress} dev eth0`,
       ],
       bridge: [],
@@ -213,6 +340,9 @@ export function planTopology(
   });
 
   underlayIp.push(...fabric.routerRoutes.map(routeLine), ...serviceRouteLines(serviceRoutes, NODE_SWITCH));
+  const peered = peeringLines(lab, cluster, peerings, mtuOf);
+  links.push(...peered.links);
+  underlayIp.push(...peered.ip);
   const underlayPlan: NamespacePlan = {
     name: underlay,
     role: "underlay",
@@ -220,6 +350,10 @@ export function planTopology(
     sysctls: forwardingSysctls(v6),
     ip: underlayIp,
     bridge: [],
+    router: {
+      peeringLinks: peered.names,
+      routeDsts: [...routerDsts, ...peered.dsts].map(canonicalCidr),
+    },
   };
   return { lab, cluster: name, namespaces: [underlayPlan, ...nodes, ...externals], links };
 }

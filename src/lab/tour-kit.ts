@@ -10,7 +10,7 @@ import { listNamespaces } from "./kernel.js";
 import { labDown, labUp } from "./lab.js";
 import { labPrefix } from "./names.js";
 import { type ProbeResult, probe } from "./probe.js";
-import { readLabState } from "./store.js";
+import { objectsOf, readLabState } from "./store.js";
 
 export interface TourOptions {
   lab: string;
@@ -107,4 +107,22 @@ export class TourNarrator {
     );
     return { checks: this.checks, failed: this.failed };
   }
+}
+
+/** The sources with the fabric of every Cluster (or only of `cluster`) replaced: a tour's variants. */
+export function withFabric(sources: Source[], fabric: Record<string, unknown>, cluster?: string): Source[] {
+  const objects = objectsOf(sources, []);
+  const items = objects.map((o) => {
+    const meta = o.value.metadata as { name?: string } | undefined;
+    if (o.value.kind !== "Cluster" || (cluster !== undefined && meta?.name !== cluster)) return o.value;
+    const v = structuredClone(o.value) as { spec?: Record<string, unknown> };
+    v.spec = { ...(v.spec ?? {}), fabric };
+    return v;
+  });
+  return [
+    {
+      file: `${sources[0]?.file ?? "tour"} (${cluster ? `${cluster}: ` : ""}fabric ${String(fabric.mode)})`,
+      text: JSON.stringify({ apiVersion: "v1", kind: "List", items }),
+    },
+  ];
 }

@@ -3,32 +3,14 @@
  * then VXLAN, and shows with real packets what the Kubernetes network model promises and what each
  * fabric changes. Every claim it prints is a probe or a kernel listing made just before.
  */
-import type { Source } from "../api/source.js";
 import { isClusterDnsPod } from "./cluster-dns.js";
 import type { labUp } from "./lab.js";
 import { netnsNames } from "./names.js";
 import { probe } from "./probe.js";
-import { type AppliedPod, objectsOf, readLabState } from "./store.js";
-import { inNs, TourNarrator, type TourOptions, type TourResult } from "./tour-kit.js";
+import { type AppliedPod, readLabState } from "./store.js";
+import { inNs, TourNarrator, type TourOptions, type TourResult, withFabric } from "./tour-kit.js";
 
 export type { TourOptions } from "./tour-kit.js";
-
-/** The sources with the Cluster's fabric replaced (the tour's second half). */
-function withFabric(sources: Source[], fabric: Record<string, unknown>): Source[] {
-  const objects = objectsOf(sources, []);
-  const items = objects.map((o) => {
-    if (o.value.kind !== "Cluster") return o.value;
-    const v = structuredClone(o.value) as { spec?: Record<string, unknown> };
-    v.spec = { ...(v.spec ?? {}), fabric };
-    return v;
-  });
-  return [
-    {
-      file: `${sources[0]?.file ?? "tour"} (fabric ${String(fabric.mode)})`,
-      text: JSON.stringify({ apiVersion: "v1", kind: "List", items }),
-    },
-  ];
-}
 
 export async function runTour(options: TourOptions): Promise<TourResult> {
   const { lab } = options;

@@ -25,6 +25,8 @@ import {
   tryParseIp,
 } from "../ipam/cidr.js";
 import { checkRanges } from "./checks.js";
+import { checkDnsForwards } from "./dns-checks.js";
+import { planPeerings } from "./peering.js";
 import type {
   AddressPlan,
   ClusterPlan,
@@ -50,11 +52,13 @@ const API_SERVICE_OFFSET = 1;
 export function planAddresses(state: DesiredState, options: PlanOptions = {}): AddressPlan {
   const diagnostics: Diagnostic[] = [];
   diagnostics.push(...checkRanges(state));
+  diagnostics.push(...checkDnsForwards(state));
   const clusters = state.clusters.map((cluster) => {
     const previous = options.previous?.clusters.find((c) => c.name === cluster.meta.name);
     return planCluster(cluster, state, previous, diagnostics);
   });
-  return { clusters, diagnostics };
+  const peerings = planPeerings(state, clusters, options.previous, (d) => diagnostics.push(d));
+  return { clusters, peerings, diagnostics };
 }
 
 function inCluster<T extends { meta: { cluster: string } }>(items: T[], cluster: string): T[] {

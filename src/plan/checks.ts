@@ -59,12 +59,27 @@ export function collectRanges(state: DesiredState): AddressedRange[] {
       source: host.meta.source,
     });
   }
+  // A peering's transit network joins two routers: it must be unique like any other range.
+  for (const peering of state.peerings ?? []) {
+    const cidr = peering.transitCIDR ? tryParseCidr(peering.transitCIDR) : undefined;
+    if (!cidr) continue;
+    ranges.push({
+      cluster: "",
+      what: `transit CIDR of peering ${peering.meta.name}`,
+      cidr,
+      isServiceRange: false,
+      isAddress: false,
+      object: `ClusterPeering ${peering.meta.name}`,
+      path: "spec.transitCIDR",
+      source: peering.meta.source,
+    });
+  }
   return ranges;
 }
 
 function describe(r: AddressedRange): string {
   const text = r.isAddress ? formatCidr(r.cidr).replace(/\/(32|128)$/, "") : formatCidr(r.cidr);
-  return `${r.what} ${text} (cluster ${r.cluster})`;
+  return r.cluster ? `${r.what} ${text} (cluster ${r.cluster})` : `${r.what} ${text}`;
 }
 
 /** Pairwise overlap checks over every declared range. Ranges are few (a handful per cluster). */
@@ -106,9 +121,11 @@ export function checkRanges(state: DesiredState): Diagnostic[] {
         source: later.source,
         message:
           `${describe(b)} overlaps ${describe(a)}: ` +
-          (sameCluster
-            ? "an address in both would be ambiguous inside the cluster"
-            : "clusters that are connected need unique ranges, or addresses on one side shadow the other"),
+          (a.cluster === "" || b.cluster === ""
+            ? "a peering's transit network must overlap no other range, or the routers would send its addresses two ways"
+            : sameCluster
+              ? "an address in both would be ambiguous inside the cluster"
+              : "clusters that are connected need unique ranges, or addresses on one side shadow the other"),
         hint: `give each range its own addresses (${a.object} ${a.path}, ${b.object} ${b.path})`,
       });
     }

@@ -1,6 +1,7 @@
 /** Human-readable rendering of an address plan (what `podnet plan` prints by default). */
 import { formatTable } from "../cli/table.js";
-import type { AddressPlan, ClusterPlan, ServicePlan } from "./types.js";
+import { peeringReachability } from "./peering.js";
+import type { AddressPlan, ClusterPlan, PeeringPlan, ServicePlan } from "./types.js";
 
 /** kubectl's PORT(S) column: `80/TCP`, `80:30080/TCP`. */
 export function formatServicePorts(svc: ServicePlan): string {
@@ -80,6 +81,39 @@ function formatCluster(cluster: ClusterPlan, namespace?: string): string {
   return lines.join("\n");
 }
 
+function formatPeering(p: PeeringPlan): string {
+  const [a, b] = p.sides;
+  const lines = [
+    `PEERING ${p.name}: ${a.cluster} (${a.address}) <-> ${b.cluster} (${b.address}) over ${p.transitCIDR}${p.transitFrom === "allocated" ? " (allocated)" : ""}`,
+  ];
+  for (const s of p.sides) {
+    lines.push(`  router of ${s.cluster} routes over it:`);
+    for (const r of s.routes) lines.push(`    ${r.dst.padEnd(18)} via ${r.via}  (${r.what})`);
+    if (s.nonMasqueradeCIDRs.length)
+      lines.push(`    nodes of ${s.cluster} do not masquerade pods to ${s.nonMasqueradeCIDRs.join(", ")}`);
+  }
+  return lines.join("\n");
+}
+
+/** Every ordered pair of clusters: can the first reach the second's nodes and pod IPs, and why. */
+function formatReachability(plan: AddressPlan): string {
+  const rows: string[] = ["REACHABILITY BETWEEN CLUSTERS (from -> to)"];
+  for (const from of plan.clusters)
+    for (const to of plan.clusters) {
+      if (from === to) continue;
+      const r = peeringReachability(plan, from.name, to.name);
+      const pods = r.podsAddressable ? (r.clientIpKept ? "yes" : "yes (masqueraded)") : "no";
+      rows.push(
+        `  ${from.name} -> ${to.name}: nodes ${r.nodesReachable ? "yes" : "no"}, pod IPs ${pods}`,
+        `    why: ${r.reason}`,
+      );
+    }
+  return rows.join("\n");
+}
+
 export function formatPlan(plan: AddressPlan, options: { namespace?: string } = {}): string {
-  return plan.clusters.map((c) => formatCluster(c, options.namespace)).join("\n\n");
+  const parts = plan.clusters.map((c) => formatCluster(c, options.namespace));
+  parts.push(...(plan.peerings ?? []).map(formatPeering));
+  if (plan.clusters.length > 1) parts.push(formatReachability(plan));
+  return parts.join("\n\n");
 }

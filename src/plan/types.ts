@@ -98,8 +98,42 @@ export interface ClusterPlan {
   externalHosts: ExternalHostPlan[];
 }
 
+/** A route a router holds over a peering: to a range the peer's router routes itself. */
+export interface PeeringRoute {
+  dst: string;
+  /** The peer router's transit address. */
+  via: string;
+  /** What the range is, e.g. `node CIDR of c2`. */
+  what: string;
+}
+
+/** One end of a peering: a cluster's router. */
+export interface PeeringSidePlan {
+  cluster: string;
+  /** The router's address on the transit network. */
+  address: string;
+  /** Routes this router holds via the peer's transit address. */
+  routes: PeeringRoute[];
+  /** The peer's pod CIDRs this cluster's nodes do not masquerade to (ip-masq-agent's nonMasqueradeCIDRs):
+   * both clusters' pod ranges are routed, so the peer sees (and answers) the client pod's own IP. */
+  nonMasqueradeCIDRs: string[];
+}
+
+export interface PeeringPlan {
+  name: string;
+  clusters: [string, string];
+  /** The point-to-point network between the two routers. */
+  transitCIDR: string;
+  /** Where the transit network came from: the manifest, the previous plan, or the default pool. */
+  transitFrom: "manifest" | "previous" | "allocated";
+  /** In the order of `clusters`. */
+  sides: [PeeringSidePlan, PeeringSidePlan];
+}
+
 export interface AddressPlan {
   clusters: ClusterPlan[];
+  /** ClusterPeerings: the links between clusters' routers (absent in plans made before peerings existed). */
+  peerings: PeeringPlan[];
   /** Everything the checks found: errors make the plan unusable, warnings and info do not. */
   diagnostics: Diagnostic[];
 }

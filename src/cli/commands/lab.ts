@@ -5,10 +5,12 @@
 import { spawnSync } from "node:child_process";
 import { type Command, Option } from "commander";
 import type { Diagnostic } from "../../api/diagnostics.js";
+import { loadManifestSources } from "../../api/loader.js";
 import { readSources, type Source } from "../../api/source.js";
 import { type AgentRole, runAgent } from "../../lab/agent.js";
 import { isClusterDnsPod } from "../../lab/cluster-dns.js";
 import type { Progress } from "../../lab/converge.js";
+import { labDnsCertificates } from "../../lab/dns-certs.js";
 import {
   type ChangeResult,
   LabError,
@@ -22,11 +24,12 @@ import {
 } from "../../lab/lab.js";
 import { formatMatrix } from "../../lab/matrix.js";
 import { DEFAULT_LAB } from "../../lab/names.js";
-import { type ProbeResult, probe, probeMany } from "../../lab/probe.js";
+import { explainBlocked, type ProbeResult, probe, probeMany } from "../../lab/probe.js";
 import { ResolveError, resolveInPod } from "../../lab/resolve.js";
 import { readLabState } from "../../lab/store.js";
 import { type Endpoint, resolveEndpoint, TargetError } from "../../lab/targets.js";
 import { runTour } from "../../lab/tour.js";
+import { isClustersTour, runClustersTour } from "../../lab/tour-clusters.js";
 import {
   addFileOption,
   addOutputOption,
@@ -77,6 +80,7 @@ function wrapLabErrors<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 interface ChangeFlags {
+  allow?: string[];
   cniExec?: boolean;
   filename: string[];
   name: string;
@@ -95,7 +99,12 @@ function registerChange(
     .command(name)
     .description(description)
     .option("-q, --quiet", "no progress lines")
-    .option("--cni-exec", "run pods' CNI calls by executing the installed plugins in the node (slower)");
+    .option("--cni-exec", "run pods' CNI calls by executing the installed plugins in the node (slower)")
+    .option(
+      "--allow <code>",
+      "build despite this plan error, reported as a warning (service-range-alias: to observe the black hole); repeatable",
+      (value: string, previous: string[] = []) => [...previous, value],
+    );
   addFileOption(cmd, fileRequired);
   addNameOption(cmd);
   cmd.action((flags: ChangeFlags) =>
@@ -107,6 +116,7 @@ function registerChange(
           lab: flags.name,
           progress: flags.quiet ? undefined : progressLine,
           cni: flags.cniExec ? "exec" : "agent",
+          allow: flags.allow,
         },
         sources,
       );
@@ -154,11 +164,17 @@ function endpointIn(lab: string, text: string, namespace: string | undefined, al
   return resolveEndpoint(state, lab, text, namespace, { allowIp });
 }
 
-function formatProbe(from: Endpoint, to: Endpoint, port: number, protocol: string, r: ProbeResult): string {
+function formatProbe(
+  from: Endpoint,
+  to: Endpoint,
+  port: number,
+  protocol: string,
+  r: ProbeResult & { why?: string },
+): string {
   const dst = `${to.label}${to.kind === "ip" ? "" : ` (${to.ips[0]})`}:${port}/${protocol}`;
   const head = `${r.outcome.padEnd(9)} ${from.label} → ${dst}  ${r.latencyMs.toFixed(2)} ms`;
   if (r.outcome === "connected") return `${head}${r.answer ? `\n  answer: ${r.answer}` : ""}`;
-  return `${head}${r.reason ? `  (${r.reason})` : ""}`;
+  return `${head}${r.reason ? `  (${r.reason})` : ""}${r.why ? `\n  why: ${r.why}` : ""}`;
 }
 
 export function registerLabCommand(program: Command): void {
@@ -227,6 +243,15 @@ export function registerLabCommand(program: Command): void {
           nodes: c.nodes.map((n) => ({ name: n.name, address: n.address, podCIDRs: n.podCIDRs })),
           externalHosts: c.externalHosts,
         })),
+        peerings: (state?.plan?.peerings ?? []).map((p) => ({
+          name: p.name,
+          transitCIDR: p.transitCIDR,
+          sides: p.sides.map((x) => ({
+            cluster: x.cluster,
+            address: x.address,
+            routes: x.routes.map((r) => r.dst),
+          })),
+        })),
         pods: (state?.pods ?? []).map((p) => ({
           cluster: p.cluster,
           namespace: p.namespace,
@@ -265,7 +290,30 @@ export function registerLabCommand(program: Command): void {
         const ext = data.clusters.flatMap((c) =>
           c.externalHosts.map((h) => `external/${h.name} ${h.address}`),
         );
-        return [`lab ${s.lab}`, agent, "", nodes, "", pods, ...(ext.length ? ["", ...ext] : [])].join("\n");
+        const peerings = data.peerings.length
+          ? [
+              "",
+              formatTable(
+                ["PEERING", "TRANSIT", "ROUTERS", "ROUTES OVER IT"],
+                data.peerings.map((p) => [
+                  p.name,
+                  p.transitCIDR,
+                  p.sides.map((x) => `${x.cluster} ${x.address}`).join(" <-> "),
+                  p.sides.map((x) => `${x.cluster}: ${x.routes.join(",")}`).join("; "),
+                ]),
+              ),
+            ]
+          : [];
+        return [
+          `lab ${s.lab}`,
+          agent,
+          "",
+          nodes,
+          "",
+          pods,
+          ...(ext.length ? ["", ...ext] : []),
+          ...peerings,
+        ].join("\n");
       });
     }),
   );
@@ -296,6 +344,34 @@ export function registerLabCommand(program: Command): void {
             !v.proxied ? "not proxied" : v.programmedNodes.join(",") || "none (agent not running?)",
           ]),
         ),
+      );
+    }),
+  );
+
+  const certs = lab
+    .command("certs")
+    .description(
+      "The lab's DNS-over-TLS files: the lab CA and each cluster DNS's certificate (dns.CLUSTER.LAB) and key",
+    );
+  addNameOption(certs);
+  addOutputOption(certs);
+  certs.action((flags: { name: string; output: OutputFormat }) =>
+    wrapLabErrors(async () => {
+      const state = readLabState(flags.name);
+      if (!state) throw new LabError(`lab "${flags.name}" does not exist`);
+      const found = labDnsCertificates(flags.name, state.plan?.clusters.map((c) => c.name) ?? []);
+      if (!found)
+        throw new LabError(
+          `lab "${flags.name}" has no DNS certificates: no cluster uses DNS over TLS (spec.dns.tls, or tls in spec.dns.forward[])`,
+        );
+      printData(found, flags.output, () =>
+        [
+          `CA: ${found.ca}`,
+          formatTable(
+            ["CLUSTER", "SERVER NAME", "CERTIFICATE", "KEY"],
+            found.clusters.map((c) => [c.cluster, c.serverName, c.cert, c.key]),
+          ),
+        ].join("\n"),
       );
     }),
   );
@@ -347,10 +423,14 @@ export function registerLabCommand(program: Command): void {
           protocol,
           timeoutMs: Number(flags.timeout),
         });
+        // The address plan's explanation of a blocked probe (across clusters, aliased service ranges).
+        const plan = readLabState(flags.name)?.plan;
+        const why = r.outcome === "blocked" && plan ? explainBlocked(plan, src, host) : undefined;
+        const result = why ? { ...r, why } : r;
         printData(
-          { from: src.label, to: dst.label, ip: host, port: portNumber, protocol, ...r },
+          { from: src.label, to: dst.label, ip: host, port: portNumber, protocol, ...result },
           flags.output,
-          () => formatProbe(src, dst, portNumber, protocol, r),
+          () => formatProbe(src, dst, portNumber, protocol, result),
         );
         if (r.outcome !== "connected") process.exitCode = 2;
       }),
@@ -413,13 +493,24 @@ export function registerLabCommand(program: Command): void {
           jobs.map((j) => j.spec),
           { concurrency: 256 },
         );
-        const cells = jobs.map((j, i) => ({
-          from: j.from,
-          to: j.to,
-          port: j.port,
-          protocol: j.protocol,
-          ...(results[i] as ProbeResult),
-        }));
+        const why = (from: string, ip: string) => {
+          const pod = pods.find((p) => `${p.namespace}/${p.name}` === from);
+          return pod && state.plan
+            ? explainBlocked(state.plan, { label: from, kind: "pod", cluster: pod.cluster, ips: pod.ips }, ip)
+            : undefined;
+        };
+        const cells = jobs.map((j, i) => {
+          const r = results[i] as ProbeResult;
+          const because = r.outcome === "blocked" ? why(j.from, j.spec.host) : undefined;
+          return {
+            from: j.from,
+            to: j.to,
+            port: j.port,
+            protocol: j.protocol,
+            ...r,
+            ...(because ? { why: because } : {}),
+          };
+        });
         const seconds = ((performance.now() - started) / 1000).toFixed(2);
         printData({ pods: names, ports, protocols, results: cells }, flags.output, () =>
           ports
@@ -432,6 +523,12 @@ export function registerLabCommand(program: Command): void {
                 );
                 return `${port}/${protocol}:\n${formatMatrix(names, names, (r, c) => (at.get(`${r}|${c}`)?.outcome === "connected" ? "." : "X"))}`;
               }),
+            )
+            .concat(
+              // Each reason once, with one of the pairs it explains.
+              [...new Map(cells.flatMap((c) => (c.why ? [[c.why, `${c.from} → ${c.to}`] as const] : [])))]
+                .map(([reason, pair]) => `why ${pair} (and alike): ${reason}`)
+                .join("\n") || [],
             )
             .concat(`${jobs.length} probes in ${seconds} s`)
             .join("\n\n"),
@@ -462,14 +559,22 @@ export function registerLabCommand(program: Command): void {
   const tour = lab
     .command("tour")
     .description(
-      "The quick-start tour: a narrated walk through pods, fabrics, masquerade and external reachability",
+      "A narrated tour with real packets: the quick-start (pods, fabrics, masquerade, external reachability, DNS, policy), or two peered clusters with forwarded DNS when the manifests have them",
     )
-    .option("-f, --filename <file>", "manifests of the tour's cluster", "examples/quickstart.yaml");
+    .argument("[file]", "manifests of the tour (same as -f)")
+    .option("-f, --filename <file>", "manifests of the tour's cluster(s)", "examples/quickstart.yaml")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  podnet lab tour                                # examples/quickstart.yaml\n  podnet lab tour examples/two-clusters.yaml     # peered clusters, forwarded DNS, routed vs overlay",
+    );
   tour.option("--name <lab>", "the lab the tour builds (and removes)", "tour");
-  tour.action((flags: { filename: string; name: string }) =>
+  tour.action((file: string | undefined, flags: { filename: string; name: string }) =>
     wrapLabErrors(async () => {
-      const sources = readFiles([flags.filename]);
-      const r = await runTour({ lab: flags.name, sources, write: (t) => process.stdout.write(t) });
+      const sources = readFiles([file ?? flags.filename]);
+      const options = { lab: flags.name, sources, write: (t: string) => process.stdout.write(t) };
+      const r = isClustersTour(loadManifestSources(sources).state)
+        ? await runClustersTour(options)
+        : await runTour(options);
       if (r.failed.length) process.exitCode = 1;
     }),
   );

@@ -2,23 +2,40 @@
  * The DNS server's configuration: a Corefile-like text parsed into typed config. Every problem is
  * reported with file, line, what is wrong and how to fix it, all at once (InvalidInputError).
  *
- *   ZONE[:PORT] [ZONE[:PORT]...] {
+ *   [dns://|tls://]ZONE[:PORT] [ZONE[:PORT]...] {
  *       bind ADDRESS...
+ *       tls CERT KEY [CA] { client_auth nocert|request|require|verify_if_given|require_and_verify }
+ *                                                  (tls:// blocks only, and required there)
  *       kubernetes ZONES... { pods disabled|insecure|verified; ttl SECONDS; fallthrough [ZONES...] }
  *       hosts [FILE] [ZONES...] { IP NAME...; ttl SECONDS; fallthrough }
  *       forward FROM TO... { policy random|round_robin|sequential; health_check DURATION;
- *                            max_fails N; timeout DURATION; failover RCODE...; force_tcp; except ZONES... }
+ *                            max_fails N; timeout DURATION; failover RCODE...; force_tcp; except ZONES...;
+ *                            tls [CERT KEY] [CA]; tls_servername NAME }   (TO: IP[:PORT] or tls://IP[:PORT])
  *       cache [MAXTTL] { success CAPACITY [MAXTTL [MINTTL]]; denial CAPACITY [MAXTTL [MINTTL]] }
  *       prometheus ADDRESS:PORT
  *   }
  *
  * Statements end at a newline or `;`; `#` starts a comment; a `{` opens a directive's own block.
+ * Relative file names (hosts files, certificates, keys) start at the configuration file's directory
+ * (`resolveConfigPath`); they are read when the server starts, not here.
  */
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { dirname, resolve } from "node:path";
 import { type Diagnostic, InvalidInputError } from "../../api/diagnostics.js";
 
 export type ForwardPolicy = "random" | "round_robin" | "sequential";
+/** How queries travel: plain DNS (UDP, TCP) or DNS over TLS (RFC 7858, TCP framing inside TLS). */
+export type Transport = "dns" | "tls";
+/** Go's tls.ClientAuthType as CoreDNS's `client_auth` names it. */
+export type ClientAuth = "nocert" | "request" | "require" | "verify_if_given" | "require_and_verify";
+export const CLIENT_AUTH_MODES: readonly ClientAuth[] = [
+  "nocert",
+  "request",
+  "require",
+  "verify_if_given",
+  "require_and_verify",
+];
 export type PodsMode = "disabled" | "insecure" | "verified";
 
 export interface Upstream {
@@ -53,10 +70,35 @@ export interface HostsConfig {
   line: number;
 }
 
+/** A `tls://` block's certificate (CoreDNS's `tls` plugin); paths as written (see resolveConfigPath). */
+export interface ServerTlsConfig {
+  cert: string;
+  key: string;
+  /** Verifies client certificates; without it, the system CAs do (CoreDNS's rule). */
+  ca?: string;
+  clientAuth: ClientAuth;
+  line: number;
+}
+
+/** A forward's TLS options (`tls`, `tls_servername`); present when its upstreams are tls://. */
+export interface ForwardTlsConfig {
+  /** The client certificate and key, for servers that require one (mutual TLS). */
+  cert?: string;
+  key?: string;
+  /** Verifies the upstream's certificate; without it, the system CAs do. */
+  ca?: string;
+  /** The name the upstream's certificate must hold; without it, the upstream's IP address. */
+  serverName?: string;
+  line: number;
+}
+
 export interface ForwardConfig {
   /** The zone forwarded ("." = everything not answered before). */
   from: string;
   to: Upstream[];
+  /** One transport for all upstreams (podnet refuses to mix tls:// and plain ones). */
+  transport: Transport;
+  tls?: ForwardTlsConfig;
   except: string[];
   policy: ForwardPolicy;
   healthCheckMs: number;
@@ -92,6 +134,10 @@ export interface ServerBlockConfig {
   /** Zones served, lower case without the trailing dot; "." is the root. */
   zones: string[];
   port: number;
+  /** `dns` (UDP and TCP) or `tls` (DNS over TLS on TCP; keys written tls://ZONE:PORT). */
+  transport: Transport;
+  /** The certificate of a tls:// block. */
+  tls?: ServerTlsConfig;
   /** Addresses to listen on; empty = the server's default (127.0.0.1 for `podnet dns serve`). */
   bind: string[];
   clusterZone?: ClusterZoneConfig;
@@ -108,6 +154,7 @@ export interface DnsServerConfig {
 }
 
 export const DEFAULT_PORT = 53;
+export const DEFAULT_TLS_PORT = 853;
 export const DEFAULT_FORWARD_TIMEOUT_MS = 2000;
 export const DEFAULT_HEALTH_CHECK_MS = 500;
 export const DEFAULT_MAX_FAILS = 2;
@@ -251,10 +298,15 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(m[1]) * unit);
 }
 
-function parseUpstream(text: string): Upstream | undefined {
+/** A file name of the configuration, absolute: relative ones start at the configuration file's directory. */
+export function resolveConfigPath(configFile: string, path: string): string {
+  return resolve(dirname(configFile), path);
+}
+
+function parseUpstream(text: string, defaultPort = DEFAULT_PORT): Upstream | undefined {
   const plain = text.replace(/^dns:\/\//, "");
   let address = plain;
-  let port = DEFAULT_PORT;
+  let port = defaultPort;
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(plain);
   if (bracketed) {
     address = bracketed[1] as string;
@@ -446,19 +498,40 @@ class BlockParser {
     if (from === undefined)
       this.fail(fromToken.line, `"${fromToken.text}" is not a zone name`, "write forward . 10.0.0.10");
     const to: Upstream[] = [];
+    let firstTls: Token | undefined;
+    let firstPlain: Token | undefined;
     for (const t of toTokens) {
-      const upstream = parseUpstream(t.text);
-      if (!upstream)
+      const tls = t.text.startsWith("tls://");
+      const upstream = tls
+        ? parseUpstream(t.text.slice("tls://".length), DEFAULT_TLS_PORT)
+        : /^[a-z][a-z0-9+.-]*:\/\//i.test(t.text) && !t.text.startsWith("dns://")
+          ? undefined
+          : parseUpstream(t.text);
+      if (!upstream) {
         this.fail(
           t.line,
           `"${t.text}" is not an upstream address`,
-          "write an IP address with an optional port: 10.0.0.10, 10.0.0.10:53, [fd00::10]:53",
+          "write an IP address with an optional port: 10.0.0.10, 10.0.0.10:53, [fd00::10]:53, or tls://10.0.0.10[:853] for DNS over TLS",
         );
-      else to.push(upstream);
+        continue;
+      }
+      if (tls) firstTls ??= t;
+      else firstPlain ??= t;
+      to.push(upstream);
     }
+    // CoreDNS lets plain upstreams sit beside tls:// ones; podnet does not: failover to a plain upstream
+    // would send the zone's queries in clear text, which is what choosing TLS ruled out.
+    if (firstTls && firstPlain)
+      this.fail(
+        s.line,
+        `forward mixes DNS over TLS (${firstTls.text}) and plain DNS (${firstPlain.text}) upstreams`,
+        "forward a zone over one transport: write every upstream as tls://IP[:PORT], or none",
+      );
+    const transport = firstTls && !firstPlain ? "tls" : "dns";
     const config: ForwardConfig = {
       from: from ?? ".",
       to,
+      transport,
       except: [],
       policy: "random",
       healthCheckMs: DEFAULT_HEALTH_CHECK_MS,
@@ -468,10 +541,60 @@ class BlockParser {
       failoverRcodes: [],
       line: s.line,
     };
-    const known = ["policy", "health_check", "max_fails", "timeout", "force_tcp", "except", "failover"];
+    if (transport === "tls") config.tls = { line: s.line };
+    const known = [
+      "policy",
+      "health_check",
+      "max_fails",
+      "timeout",
+      "force_tcp",
+      "except",
+      "failover",
+      "tls",
+      "tls_servername",
+    ];
+    let tlsLine: number | undefined;
+    let serverNameLine: number | undefined;
     for (const sub of s.block ?? []) {
       const [name, ...args] = sub.words;
       switch (name?.text) {
+        case "tls": {
+          if (tlsLine !== undefined) {
+            this.fail(sub.line, `tls is given twice in this forward (line ${tlsLine})`, "keep one");
+            break;
+          }
+          tlsLine = sub.line;
+          // CoreDNS's forms: tls | tls CA | tls CERT KEY | tls CERT KEY CA.
+          if (args.length > 3) {
+            this.fail(
+              sub.line,
+              `tls takes at most 3 files, not ${args.length}`,
+              "write tls CA, tls CERT KEY or tls CERT KEY CA",
+            );
+            break;
+          }
+          const tls: ForwardTlsConfig = { ...config.tls, line: sub.line };
+          if (args.length === 1) tls.ca = (args[0] as Token).text;
+          if (args.length >= 2) {
+            tls.cert = (args[0] as Token).text;
+            tls.key = (args[1] as Token).text;
+          }
+          if (args.length === 3) tls.ca = (args[2] as Token).text;
+          config.tls = tls;
+          break;
+        }
+        case "tls_servername": {
+          serverNameLine = sub.line;
+          const serverName = args[0]?.text.toLowerCase().replace(/\.$/, "");
+          if (args.length !== 1 || !serverName || normalizeZone(serverName) === undefined || isIP(serverName))
+            this.fail(
+              sub.line,
+              `tls_servername "${args.map((a) => a.text).join(" ")}" is not one DNS name`,
+              "write the name the upstream's certificate holds: tls_servername dns.remote.example",
+            );
+          else config.tls = { line: sub.line, ...config.tls, serverName };
+          break;
+        }
         case "policy": {
           const policy = args[0]?.text;
           if (
@@ -527,6 +650,14 @@ class BlockParser {
           this.unknown(sub, "forward option", known);
       }
     }
+    const tlsOption = tlsLine ?? serverNameLine;
+    if (transport !== "tls" && tlsOption !== undefined && !(firstTls && firstPlain))
+      this.fail(
+        tlsOption,
+        `${tlsLine !== undefined ? "tls" : "tls_servername"} applies to DNS over TLS upstreams only, and this forward has none`,
+        `write the upstreams as tls://IP[:PORT] (port ${DEFAULT_TLS_PORT} by default), or remove the line`,
+      );
+    if (transport !== "tls") delete config.tls;
     return config;
   }
 
@@ -592,21 +723,69 @@ class BlockParser {
     return { address: where.address, port: where.port, line: s.line };
   }
 
+  /** CoreDNS's `tls CERT KEY [CA] { client_auth MODE }` inside a tls:// block. */
+  serverTls(d: Statement): ServerTlsConfig | undefined {
+    const args = d.words.slice(1);
+    if (args.length < 2 || args.length > 3) {
+      this.fail(
+        d.line,
+        `tls needs a certificate and a key, and takes an optional CA (${args.length} file${args.length === 1 ? "" : "s"} given)`,
+        "write tls CERT KEY [CA], e.g. tls dns.pem dns-key.pem ca.pem",
+      );
+      return undefined;
+    }
+    const config: ServerTlsConfig = {
+      cert: (args[0] as Token).text,
+      key: (args[1] as Token).text,
+      clientAuth: "nocert",
+      line: d.line,
+    };
+    if (args[2]) config.ca = args[2].text;
+    for (const sub of d.block ?? []) {
+      const [name, ...rest] = sub.words;
+      if (name?.text !== "client_auth") {
+        this.unknown(sub, "tls option", ["client_auth"]);
+        continue;
+      }
+      const mode = rest[0]?.text as ClientAuth | undefined;
+      if (rest.length !== 1 || !mode || !CLIENT_AUTH_MODES.includes(mode))
+        this.fail(
+          sub.line,
+          `client_auth "${rest.map((a) => a.text).join(" ")}" is not a client_auth mode`,
+          `write client_auth ${CLIENT_AUTH_MODES.join(", ")} (require_and_verify: clients need a certificate signed by CA)`,
+        );
+      else config.clientAuth = mode;
+    }
+    return config;
+  }
+
   serverBlock(s: Statement): ServerBlockConfig | undefined {
     const zones: string[] = [];
     let port: number | undefined;
+    let transport: Transport | undefined;
     for (const key of s.words) {
-      const m = /^(?:dns:\/\/)?([^:]*)(?::(\d+))?$/.exec(key.text);
-      const zone = m ? normalizeZone(m[1] as string) : undefined;
-      const keyPort = m?.[2] !== undefined ? Number(m[2]) : DEFAULT_PORT;
+      const m = /^(?:(dns|tls):\/\/)?([^:]*)(?::(\d+))?$/.exec(key.text);
+      const zone = m ? normalizeZone(m[2] as string) : undefined;
+      const keyTransport: Transport = m?.[1] === "tls" ? "tls" : "dns";
+      const keyPort =
+        m?.[3] !== undefined ? Number(m[3]) : keyTransport === "tls" ? DEFAULT_TLS_PORT : DEFAULT_PORT;
       if (!m || zone === undefined || keyPort > 65535) {
         this.fail(
           key.line,
           `"${key.text}" is not a server block key`,
-          "write ZONE[:PORT], e.g. cluster.local:53 or .:1053",
+          /^[a-z]+:\/\//i.test(key.text) && !m
+            ? "podnet serves dns:// (UDP, TCP) and tls:// (DNS over TLS): write dns://ZONE[:PORT] or tls://ZONE[:PORT]"
+            : "write [dns://|tls://]ZONE[:PORT], e.g. cluster.local:53, .:1053 or tls://.:853",
         );
         continue;
       }
+      if (transport !== undefined && keyTransport !== transport)
+        this.fail(
+          key.line,
+          "server block keys mix tls:// and plain DNS",
+          "write one block per transport: tls://ZONE:PORT keys in one, ZONE:PORT keys in another",
+        );
+      transport ??= keyTransport;
       if (port !== undefined && keyPort !== port)
         this.fail(
           key.line,
@@ -627,15 +806,22 @@ class BlockParser {
     const block: ServerBlockConfig = {
       zones,
       port: port ?? DEFAULT_PORT,
+      transport: transport ?? "dns",
       bind: [],
       hosts: [],
       forwards: [],
       line: s.line,
     };
-    const known = ["bind", "kubernetes", "hosts", "forward", "cache", "prometheus", "errors", "log"];
+    const known = ["bind", "tls", "kubernetes", "hosts", "forward", "cache", "prometheus", "errors", "log"];
     for (const d of s.block) {
       const name = d.words[0]?.text ?? "";
-      if (name !== "kubernetes" && name !== "hosts" && name !== "forward" && name !== "cache")
+      if (
+        name !== "kubernetes" &&
+        name !== "hosts" &&
+        name !== "forward" &&
+        name !== "cache" &&
+        name !== "tls"
+      )
         this.noBlock(d, name);
       const once = (present: unknown) => {
         if (present) this.fail(d.line, `${name} is given twice in this server block`, "keep one");
@@ -654,6 +840,20 @@ class BlockParser {
             else block.bind.push(a.text);
           }
           break;
+        case "tls": {
+          once(block.tls);
+          if (block.transport !== "tls") {
+            this.fail(
+              d.line,
+              "tls in a server block that serves plain DNS",
+              `write the block's key as tls://ZONE[:PORT] (port ${DEFAULT_TLS_PORT} by default) to serve DNS over TLS with this certificate`,
+            );
+            break;
+          }
+          const tls = this.serverTls(d);
+          if (tls) block.tls = tls;
+          break;
+        }
         case "kubernetes":
           once(block.clusterZone);
           block.clusterZone = this.clusterZone(d, zones);
@@ -692,6 +892,12 @@ class BlockParser {
           this.unknown(d, "directive", known);
       }
     }
+    if (block.transport === "tls" && !block.tls && !s.block.some((d) => d.words[0]?.text === "tls"))
+      this.fail(
+        s.line,
+        `server block ${s.words.map((w) => w.text).join(" ")} serves DNS over TLS but has no certificate`,
+        "add `tls CERT KEY [CA]` inside it (podnet dns certs writes them), or write the key without tls://",
+      );
     return block;
   }
 }
@@ -711,12 +917,31 @@ export function parseDnsConfig(
   }
   if (!servers.length && !diagnostics.length)
     diagnostics.push(error(file, 1, "no server block", "add one, e.g. `.:53 { forward . 10.0.0.10 }`"));
+  // One address and port speak one transport (a TLS listener cannot also take plain DNS over TCP).
+  const transports = new Map<string, ServerBlockConfig>();
+  for (const block of servers) {
+    for (const address of block.bind.length ? block.bind : ["default"]) {
+      const key = `${block.port}|${address}`;
+      const other = transports.get(key);
+      if (!other) transports.set(key, block);
+      else if (other.transport !== block.transport && block.port !== 0)
+        diagnostics.push(
+          error(
+            file,
+            block.line,
+            `port ${block.port}${address === "default" ? "" : ` on ${address}`} serves ${block.transport === "tls" ? "DNS over TLS" : "plain DNS"} here and ${other.transport === "tls" ? "DNS over TLS" : "plain DNS"} in the block at line ${other.line}`,
+            `give them different ports (DNS over TLS is on ${DEFAULT_TLS_PORT}, plain DNS on ${DEFAULT_PORT})`,
+          ),
+        );
+    }
+  }
   // One (zone, port, address) has one owner.
   const owners = new Map<string, ServerBlockConfig>();
   for (const block of servers) {
     for (const zone of block.zones) {
       for (const address of block.bind.length ? block.bind : ["default"]) {
-        const key = `${zone}|${block.port}|${address}`;
+        // Port 0 (any free port) gives each transport its own listener.
+        const key = `${zone}|${block.port}|${address}${block.port === 0 ? `|${block.transport}` : ""}`;
         const owner = owners.get(key);
         if (owner && owner !== block)
           diagnostics.push(

@@ -24,6 +24,7 @@ function forwardConfig(overrides: Partial<ForwardConfig>): ForwardConfig {
   return {
     from: ".",
     to: [],
+    transport: "dns",
     except: [],
     policy: "sequential",
     healthCheckMs: 100,

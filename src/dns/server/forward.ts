@@ -5,7 +5,9 @@
  *   that are down go last, tried only when every healthy one has failed (failover).
  * - Transport: UDP on one connected socket per upstream (so an ICMP "port unreachable" arrives as
  *   ECONNREFUSED at once instead of a timeout); a truncated answer is asked again over TCP; `force_tcp`
- *   always uses TCP.
+ *   always uses TCP. tls:// upstreams: DNS over TLS on one kept connection per upstream, queries
+ *   pipelined (tls.ts), health checks over it too; a certificate that does not verify fails the
+ *   upstream (fail closed) and each distinct reason is logged once until it answers again.
  * - Health: a failed query makes its upstream fail once and starts health checks (`. IN NS` every
  *   `health_check`) until it answers; after `max_fails` failures in a row it is down (0: never down).
  *   Any answer, whatever its rcode, counts as healthy, as in CoreDNS.
@@ -21,6 +23,7 @@ import type { ForwardConfig, Upstream as UpstreamAddress } from "./config.js";
 import { inZone } from "./config.js";
 import type { DnsMetrics, UpstreamMetrics } from "./metrics.js";
 import type { SocketFactory } from "./sockets.js";
+import { type ClientTls, DotClient, type TlsUpstreamError } from "./tls.js";
 import { FLAG_QR, FLAG_TC, HEADER_SIZE, MAX_MESSAGE_SIZE, skipName } from "./wire.js";
 
 /** The shortest share of the deadline one try gets. */
@@ -75,6 +78,10 @@ export class Upstream {
   private readonly pending = new Map<number, Pending>();
   private healthTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The DNS-over-TLS client of a tls:// upstream. */
+  private readonly dot: DotClient | undefined;
+  /** The TLS problem last logged (each distinct one once, until the upstream answers again). */
+  private tlsProblem: string | undefined;
 
   constructor(
     readonly address: UpstreamAddress,
@@ -82,11 +89,20 @@ export class Upstream {
     private readonly sockets: SocketFactory,
     readonly metrics: UpstreamMetrics,
     private readonly log: (message: string) => void,
+    tls?: ClientTls,
   ) {
-    this.name =
-      isIP(address.address) === 6
-        ? `[${address.address}]:${address.port}`
-        : `${address.address}:${address.port}`;
+    this.name = upstreamName(address, config.transport);
+    if (config.transport === "tls")
+      this.dot = new DotClient(
+        address.address,
+        address.port,
+        this.name,
+        tls ?? { caLabel: "the system CAs" },
+        sockets,
+        () => {
+          this.metrics.tlsConnections++;
+        },
+      );
   }
 
   get down(): boolean {
@@ -217,8 +233,9 @@ export class Upstream {
     }
   }
 
-  /** UDP, then TCP when the answer is truncated (or TCP only with force_tcp). */
+  /** UDP, then TCP when the answer is truncated (or TCP only with force_tcp); tls:// over TLS. */
   async exchange(query: Buffer, timeoutMs: number): Promise<Buffer> {
+    if (this.dot) return this.dot.exchange(query, timeoutMs);
     const started = Date.now();
     if (this.config.forceTcp) return this.exchangeTcp(query, timeoutMs);
     const response = await this.exchangeUdp(query, timeoutMs);
@@ -230,9 +247,25 @@ export class Upstream {
     this.metrics.requests++;
     this.metrics.rcodes.set(rcode, (this.metrics.rcodes.get(rcode) ?? 0) + 1);
     this.fails = 0;
+    this.tlsRecovered();
+  }
+
+  /** A TLS failure is logged when its reason differs from the last one logged for this upstream. */
+  private tlsFailed(error: Error): void {
+    const reason = (error as TlsUpstreamError).tlsReason;
+    if (!reason || reason === this.tlsProblem) return;
+    this.tlsProblem = reason;
+    this.log(`forward ${this.config.from}: ${this.name}: ${reason}`);
+  }
+
+  private tlsRecovered(): void {
+    if (this.tlsProblem === undefined) return;
+    this.tlsProblem = undefined;
+    this.log(`forward ${this.config.from}: ${this.name}: answers over TLS again`);
   }
 
   failed(error: Error): void {
+    this.tlsFailed(error);
     this.metrics.requests++;
     this.metrics.failures++;
     const wasDown = this.down;
@@ -247,11 +280,17 @@ export class Upstream {
     const check = async () => {
       if (this.closed) return;
       try {
-        await this.exchangeUdp(healthCheckQuery(0), Math.min(this.config.healthCheckMs, 1000));
+        const timeout = Math.min(this.config.healthCheckMs, 1000);
+        // Over the upstream's own transport, as CoreDNS does: a TLS upstream is healthy when it
+        // answers over a verified TLS connection.
+        if (this.dot) await this.dot.exchange(healthCheckQuery(0), Math.max(timeout, 1000));
+        else await this.exchangeUdp(healthCheckQuery(0), timeout);
         if (this.down) this.log(`forward: upstream ${this.name} answers again`);
         this.fails = 0;
         this.healthTimer = undefined;
-      } catch {
+        this.tlsRecovered();
+      } catch (e) {
+        this.tlsFailed(e as Error);
         this.metrics.healthcheckFailures++;
         this.fails++;
         if (!this.closed) this.healthTimer = setTimeout(check, this.config.healthCheckMs).unref();
@@ -264,9 +303,19 @@ export class Upstream {
     this.closed = true;
     if (this.healthTimer) clearTimeout(this.healthTimer);
     this.failAll(new UpstreamError(`${this.name}: forwarder closed`, "ECANCELED"));
+    this.dot?.close();
     this.socket?.then((s) => s.close()).catch(() => {});
     this.socket = undefined;
   }
+}
+
+/** ADDRESS:PORT ([V6]:PORT), with tls:// in front for DNS over TLS: in logs and the metrics' `to`. */
+export function upstreamName(address: UpstreamAddress, transport: "dns" | "tls" = "dns"): string {
+  const hostPort =
+    isIP(address.address) === 6
+      ? `[${address.address}]:${address.port}`
+      : `${address.address}:${address.port}`;
+  return transport === "tls" ? `tls://${hostPort}` : hostPort;
 }
 
 /** The upstreams of one `forward` directive. */
@@ -279,10 +328,21 @@ export class ForwardPool {
     sockets: SocketFactory,
     metrics: DnsMetrics,
     log: (message: string) => void,
+    /** Certificates for tls:// upstreams (loadClientTls); default: system CAs, no client certificate. */
+    tls?: ClientTls,
   ) {
     this.upstreams = config.to.map(
       (address) =>
-        new Upstream(address, config, sockets, metrics.upstream(`${address.address}:${address.port}`), log),
+        new Upstream(
+          address,
+          config,
+          sockets,
+          metrics.upstream(
+            config.transport === "tls" ? upstreamName(address, "tls") : `${address.address}:${address.port}`,
+          ),
+          log,
+          tls,
+        ),
     );
   }
 

@@ -63,6 +63,8 @@ export class UpstreamMetrics {
   requests = 0;
   failures = 0;
   healthcheckFailures = 0;
+  /** TLS connections opened to a tls:// upstream (each one handshake; queries are pipelined on it). */
+  tlsConnections = 0;
   readonly rcodes = new Map<number, number>();
   constructor(readonly to: string) {}
 }
@@ -73,6 +75,9 @@ export class DnsMetrics {
   readonly upstreams: UpstreamMetrics[] = [];
   readonly malformed = new Map<string, number>();
   readonly refused = new Map<string, number>();
+  /** DNS-over-TLS listeners: completed and failed handshakes, by server. */
+  readonly tlsHandshakes = new Map<string, number>();
+  readonly tlsHandshakeFailures = new Map<string, number>();
   /** Reports cache sizes at scrape time: [server, zone, kind, entries]. */
   cacheSizes: () => [string, string, string, number][] = () => [];
   /** Runs before each render: folds counts kept elsewhere (the native fast path) into these metrics. */
@@ -98,6 +103,11 @@ export class DnsMetrics {
 
   countRefused(server: string): void {
     this.refused.set(server, (this.refused.get(server) ?? 0) + 1);
+  }
+
+  countTlsHandshake(server: string, ok: boolean): void {
+    const map = ok ? this.tlsHandshakes : this.tlsHandshakeFailures;
+    map.set(server, (map.get(server) ?? 0) + 1);
   }
 
   /** The text exposition format. */
@@ -199,6 +209,28 @@ export class DnsMetrics {
       out.push(
         `podnet_dns_forward_healthcheck_failures_total${labels({ to: u.to })} ${u.healthcheckFailures}`,
       );
+    family(
+      "podnet_dns_forward_tls_connections_total",
+      "counter",
+      "TLS connections opened to each tls:// upstream (queries are pipelined on them).",
+    );
+    for (const u of this.upstreams)
+      if (u.to.startsWith("tls://"))
+        out.push(`podnet_dns_forward_tls_connections_total${labels({ to: u.to })} ${u.tlsConnections}`);
+    family(
+      "podnet_dns_tls_handshakes_total",
+      "counter",
+      "Completed TLS handshakes of DNS-over-TLS listeners (one per client connection).",
+    );
+    for (const [server, n] of this.tlsHandshakes)
+      out.push(`podnet_dns_tls_handshakes_total${labels({ server })} ${n}`);
+    family(
+      "podnet_dns_tls_handshake_failures_total",
+      "counter",
+      "Failed TLS handshakes and rejected client certificates of DNS-over-TLS listeners.",
+    );
+    for (const [server, n] of this.tlsHandshakeFailures)
+      out.push(`podnet_dns_tls_handshake_failures_total${labels({ server })} ${n}`);
     return `${out.join("\n")}\n`;
   }
 }

@@ -6,6 +6,10 @@
  * most their TTL (the cluster zone's `ttl`, 5 s by default): a block without `cache` always asks its
  * answerers.
  *
+ * DNS over TLS (`tls://` blocks): a TLS listener whose connections go through the same TCP path
+ * (framing, limits, pipelining); handshake failures and rejected client certificates are logged once
+ * per client address and reason (tls.ts has the certificates and the words).
+ *
  * UDP cache hits of listeners with a `cache` block are answered by the native fast path's thread
  * (fastpath.ts, native/dnsfast.c) when the addon is built; what it does not answer arrives here through
  * `onFastPacket`, and cacheable UDP answers are offered back to it (`offer`).
@@ -19,15 +23,29 @@ import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import type { Server as HttpServer } from "node:http";
 import { createServer as createTcpServer, isIP, type Socket, type Server as TcpServer } from "node:net";
 import { performance } from "node:perf_hooks";
+import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { InvalidInputError } from "../../api/diagnostics.js";
 import type { ZoneAnswerer } from "../types.js";
 import { type CacheEntry, ResponseCache } from "./cache.js";
-import { type ClusterZoneConfig, type DnsServerConfig, inZone, type ServerBlockConfig } from "./config.js";
+import {
+  type ClusterZoneConfig,
+  type DnsServerConfig,
+  inZone,
+  type ServerBlockConfig,
+  type Transport,
+} from "./config.js";
 import { FAST_MAX_VIEWS, FAST_RESPONSE_MAX, FastPath } from "./fastpath.js";
 import { ForwardPool } from "./forward.js";
 import { buildHostsZone } from "./hosts.js";
 import { createMetricsServer, DnsMetrics, type ZoneMetrics } from "./metrics.js";
 import { hereSockets, netnsSockets, type SocketFactory } from "./sockets.js";
+import {
+  loadClientTls,
+  loadServerTls,
+  type ServerTls,
+  serverHandshakeReason,
+  serverTlsCheck,
+} from "./tls.js";
 import {
   CLASS_ANY,
   CLASS_IN,
@@ -82,6 +100,8 @@ export interface DnsServerOptions {
 }
 
 export interface BoundListener {
+  /** `dns`: UDP and TCP; `tls`: DNS over TLS on TCP. */
+  transport: Transport;
   address: string;
   /** The same port for UDP and TCP (the one asked for, or the free one chosen for port 0). */
   port: number;
@@ -100,6 +120,8 @@ export interface DnsServerHandle {
 const MAX_TCP_CONNECTIONS = 1000;
 const MAX_TCP_IN_FLIGHT = 128;
 const TCP_IDLE_MS = 10_000;
+/** Client addresses whose last handshake failure was logged (bounded: a scan must not grow it forever). */
+const MAX_LOGGED_TLS_CLIENTS = 1024;
 
 interface BlockAnswerer {
   answerer: ZoneAnswerer;
@@ -117,6 +139,8 @@ class Block {
     readonly config: ServerBlockConfig,
     readonly answerers: BlockAnswerer[],
     forwards: ForwardPool[],
+    /** The certificate of a tls:// block. */
+    readonly tls?: ServerTls,
   ) {
     this.cache = config.cache ? new ResponseCache(config.cache) : undefined;
     if (this.cache)
@@ -139,8 +163,15 @@ interface View {
 
 interface Listener {
   name: string;
+  transport: Transport;
   address: string;
   port: number;
+  /** A tls:// listener's certificate (its blocks share one). */
+  tls?: ServerTls;
+  /** Per client address, the handshake failure last logged. */
+  tlsFailures?: Map<string, string>;
+  /** A TLS listener's TCP connections, from accept (a handshake in progress is not in `connections`). */
+  tlsRaw?: Set<Socket>;
   views: View[];
   udp?: UdpSocket;
   /** Instead of `udp`: the native fast path owns the UDP socket. */
@@ -177,8 +208,8 @@ function overlaps(a: readonly string[], b: readonly string[]): boolean {
   return a.some((x) => b.some((y) => inZone(x, y) || inZone(y, x)));
 }
 
-function listenerName(address: string, port: number): string {
-  return isIP(address) === 6 ? `dns://[${address}]:${port}` : `dns://${address}:${port}`;
+function listenerName(address: string, port: number, transport: Transport): string {
+  return isIP(address) === 6 ? `${transport}://[${address}]:${port}` : `${transport}://${address}:${port}`;
 }
 
 class DnsServer {
@@ -226,8 +257,19 @@ class DnsServer {
         });
       for (const answerer of this.options.zones ?? [])
         if (overlaps(answerer.zones, blockConfig.zones)) answerers.push({ answerer, fallthrough: [] });
-      const pools = blockConfig.forwards.map((f) => new ForwardPool(f, this.sockets, this.metrics, this.log));
-      this.blocks.push(new Block(blockConfig, answerers, pools));
+      // Certificates are read now: a missing or mismatched file stops the start with file:line.
+      const pools = blockConfig.forwards.map(
+        (f) =>
+          new ForwardPool(
+            f,
+            this.sockets,
+            this.metrics,
+            this.log,
+            f.tls ? loadClientTls(f.tls, this.config.file) : undefined,
+          ),
+      );
+      const tls = blockConfig.tls ? loadServerTls(blockConfig.tls, this.config.file) : undefined;
+      this.blocks.push(new Block(blockConfig, answerers, pools, tls));
     }
     this.metrics.cacheSizes = () =>
       this.listeners.flatMap((l) =>
@@ -256,26 +298,47 @@ class DnsServer {
         ? block.config.bind
         : [this.options.defaultListen ?? "127.0.0.1"];
       for (const address of addresses) {
-        const key = `${address}|${block.config.port}`;
+        const key = `${address}|${block.config.port}|${block.config.transport}`;
         let entry = byAddress.get(key);
         if (!entry) {
-          const listener = {
+          const listener: Listener = {
             name: "",
+            transport: block.config.transport,
             address,
             port: block.config.port,
             views: [],
             connections: new Set<Socket>(),
           };
+          if (block.tls) listener.tls = block.tls;
           entry = { listener, zones: [] };
           byAddress.set(key, entry);
           this.listeners.push(listener);
+        } else if (block.config.tls && entry.zones[0]?.block.config.tls) {
+          const first = entry.zones[0].block.config.tls;
+          const mine = block.config.tls;
+          if (
+            first.cert !== mine.cert ||
+            first.key !== mine.key ||
+            first.ca !== mine.ca ||
+            first.clientAuth !== mine.clientAuth
+          )
+            throw new InvalidInputError([
+              {
+                severity: "error",
+                code: "dns-config",
+                message: `the tls:// blocks on ${address} port ${block.config.port} have different tls settings (lines ${first.line} and ${mine.line}), but share one listener`,
+                hint: "give them the same tls line, or different ports",
+                source: { file: this.config.file, line: mine.line },
+              },
+            ]);
         }
         for (const zone of block.config.zones) entry.zones.push({ zone, block });
       }
     }
     for (const { listener, zones } of byAddress.values()) {
-      await this.bind(listener, zones);
-      listener.name = listenerName(listener.address, listener.port);
+      if (listener.transport === "tls") await this.bindTls(listener);
+      else await this.bind(listener, zones);
+      listener.name = listenerName(listener.address, listener.port, listener.transport);
       listener.views = zones
         .map(({ zone, block }) => ({
           zone,
@@ -365,6 +428,70 @@ class DnsServer {
       tcp.on("error", (e) => this.log(`${listener.name} TCP: ${e.message}`));
       return;
     }
+  }
+
+  /** A DNS-over-TLS listener: TLS on TCP, each connection then served by the TCP path. */
+  private async bindTls(listener: Listener): Promise<void> {
+    const tls = listener.tls as ServerTls;
+    listener.tlsFailures = new Map();
+    const server = createTlsServer({ ...tls.options, handshakeTimeout: TCP_IDLE_MS }, (conn: TLSSocket) => {
+      const client =
+        isIP(conn.remoteAddress ?? "") === 6
+          ? `[${conn.remoteAddress}]:${conn.remotePort}`
+          : `${conn.remoteAddress}:${conn.remotePort}`;
+      const refused = serverTlsCheck(conn, tls);
+      if (refused) {
+        this.tlsHandshakeFailed(listener, conn.remoteAddress ?? "", client, refused);
+        conn.destroy();
+        return;
+      }
+      this.metrics.countTlsHandshake(listener.name, true);
+      listener.tlsFailures?.delete(conn.remoteAddress ?? "");
+      this.onTcpConnection(listener, conn);
+    });
+    server.maxConnections = MAX_TCP_CONNECTIONS;
+    // The client's address, taken while the TCP connection is up: a failed handshake may have closed it.
+    const peers = new WeakMap<object, { address: string; port: number }>();
+    const raws = new Set<Socket>();
+    listener.tlsRaw = raws;
+    server.on("connection", (raw: Socket) => {
+      peers.set(raw, { address: raw.remoteAddress ?? "?", port: raw.remotePort ?? 0 });
+      raws.add(raw);
+      raw.once("close", () => raws.delete(raw));
+    });
+    server.on("tlsClientError", (e: Error & { code?: string }, conn: TLSSocket) => {
+      const raw = (conn as unknown as { _parent?: object })._parent;
+      const peer = (raw && peers.get(raw)) ?? {
+        address: conn.remoteAddress ?? "?",
+        port: conn.remotePort ?? 0,
+      };
+      const client =
+        isIP(peer.address) === 6 ? `[${peer.address}]:${peer.port}` : `${peer.address}:${peer.port}`;
+      this.tlsHandshakeFailed(listener, peer.address, client, serverHandshakeReason(e, tls));
+    });
+    try {
+      await this.sockets.listen(server, listener.address, listener.port);
+    } catch (e) {
+      throw bindError(e, listener, "TCP (DNS over TLS)");
+    }
+    const bound = server.address();
+    if (typeof bound === "object" && bound) listener.port = bound.port;
+    listener.tcp = server;
+    server.on("error", (e) => this.log(`${listener.name} TLS: ${e.message}`));
+  }
+
+  /** Counts a failed handshake; logs it unless this client's last failure had the same reason. */
+  private tlsHandshakeFailed(listener: Listener, address: string, client: string, reason: string): void {
+    if (this.closing) return; // our own close cut the handshake
+    this.metrics.countTlsHandshake(listener.name, false);
+    const failures = listener.tlsFailures as Map<string, string>;
+    if (failures.get(address) === reason) return;
+    if (failures.size >= MAX_LOGGED_TLS_CLIENTS) failures.clear();
+    failures.set(address, reason);
+    const tls = listener.tls as ServerTls;
+    this.log(
+      `tls handshake from ${client} on ${listener.name} failed: ${reason} (client_auth ${tls.clientAuth})`,
+    );
   }
 
   /** A datagram the fast path did not answer: the JS path answers it through the fast path's socket. */
@@ -693,6 +820,8 @@ class DnsServer {
         closing.push(new Promise<void>((r) => udp.close(() => r())).catch(() => {}));
       }
       for (const conn of listener.connections) conn.destroy();
+      // Handshakes in progress too: the server's close waits for every connection.
+      for (const raw of listener.tlsRaw ?? []) raw.destroy();
       if (listener.tcp) {
         const tcp = listener.tcp;
         closing.push(new Promise((r) => tcp.close(r)));
@@ -746,6 +875,7 @@ export async function startDnsServer(
   }
   return {
     listeners: server.listeners.map((l) => ({
+      transport: l.transport,
       address: l.address,
       port: l.port,
       zones: l.views.map((v) => v.zone),
