@@ -234,6 +234,36 @@ test("NodePorts: allocated from 30000, explicit ones honoured, collisions are er
   );
 });
 
+test("NodePorts: ports of one Service with the same number share one nodePort across protocols (as the API server)", () => {
+  const svc = (name: string, ports: string) =>
+    `---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\nspec:\n  type: NodePort\n  ports: ${ports}\n`;
+  const text =
+    svc(
+      "dns",
+      "[{name: u, port: 53, protocol: UDP}, {name: t, port: 53, protocol: TCP}, {name: m, port: 9153}]",
+    ) +
+    svc(
+      "fixed",
+      "[{name: u, port: 5353, protocol: UDP, nodePort: 31000}, {name: t, port: 5353, protocol: TCP, nodePort: 31000}]",
+    ) +
+    svc("other", "[{port: 80}]");
+  const p = planAddresses(loadManifestText(text, "np.yaml").state);
+  assert.deepEqual(errorCodes(p), []);
+  const ports = (name: string) =>
+    only(p)
+      .services.find((s) => s.name === name)
+      ?.ports.map((x) => x.nodePort);
+  assert.deepEqual(ports("dns"), [30000, 30000, 30001]);
+  assert.deepEqual(ports("fixed"), [31000, 31000]);
+  assert.deepEqual(ports("other"), [30002]);
+  // The same protocol twice is refused by validation.
+  const dup = loadManifestText(
+    svc("d", "[{name: a, port: 1, nodePort: 31001}, {name: b, port: 2, nodePort: 31001}]"),
+    "d.yaml",
+  );
+  assert.match(dup.diagnostics.map((d) => d.message).join("\n"), /Duplicate value: nodePort 31001/);
+});
+
 test("LoadBalancer services get an address from the pool unless they name one", () => {
   const lb = (name: string, ip?: string) =>
     `---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\nspec:\n  type: LoadBalancer\n${ip ? `  loadBalancerIP: ${ip}\n` : ""}  ports: [{port: 80}]\n`;

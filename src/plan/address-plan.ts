@@ -499,6 +499,9 @@ function planServices(
     }
     svc.ports.forEach((port, p) => {
       if (port.nodePort === undefined) return;
+      // One Service may give one nodePort to ports of different protocols (validation refuses the same
+      // protocol twice): the number is claimed once.
+      if (svc.ports.slice(0, p).some((q) => q.nodePort === port.nodePort)) return;
       const why = nodePorts.claim(port.nodePort);
       if (why)
         report({
@@ -564,6 +567,14 @@ function planServices(
     if (needsNodePort(svc)) {
       for (const port of plan.ports) {
         if (port.nodePort !== undefined) continue;
+        // As the API server allocates: ports with the same number (53/UDP and 53/TCP) share one nodePort.
+        const sibling = plan.ports.find(
+          (q) => q !== port && q.port === port.port && q.nodePort !== undefined,
+        );
+        if (sibling) {
+          port.nodePort = sibling.nodePort;
+          continue;
+        }
         const allocated = nodePorts.allocate();
         if (allocated === undefined) portsExhausted++;
         else port.nodePort = allocated;
