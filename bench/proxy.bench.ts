@@ -14,7 +14,12 @@
  * connect latency p50/p99 from a client namespace through the node's rules to a Node TCP server in a
  * server namespace (bound to its own addresses), to the first and the last service, at 1 and at 10,000.
  *
+ * (e) at 10,000 the node agent's way, a ProxyPlanner re-plan of one changed Service (+1 service, −1
+ * endpoint, a changed port): its compute time and compute + nft transaction, p50/p90 over 21 runs each,
+ * beside a fresh re-plan + whole-table diff.
+ *
  *   npm run bench:proxy       (root; about 2-3 minutes, most of it the kube-proxy shape at 10,000)
+ *   node dist/bench/proxy.bench.js podnet    (only the layouts named: podnet, chains, kube)
  *
  * Everything carries one random prefix (namespaces pnp<hex>-*, a temp directory) and is removed in
  * `finally`, also on SIGINT/SIGTERM; the server and nft processes we start are killed by PID. Traffic stays
@@ -27,7 +32,7 @@ import { cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connectTcp } from "../src/linux/netns-native.js";
-import { planProxyUpdate } from "../src/proxy/diff.js";
+import { type ProxyUpdate, planProxyUpdate } from "../src/proxy/diff.js";
 import type { NftChain, NftTable } from "../src/proxy/nft-model.js";
 import { renderTable } from "../src/proxy/nft-model.js";
 import { type ProxyInput, ProxyPlanner, type ProxyRuleset, planProxyRules } from "../src/proxy/plan.js";
@@ -35,9 +40,11 @@ import {
   SYNTHETIC,
   syntheticProxyInput,
   syntheticVip,
+  withChangedPort,
   withExtraService,
   withoutLastEndpoint,
 } from "../src/proxy/synthetic.js";
+import { percentile, table } from "./support.js";
 
 const HEX = randomBytes(3).toString("hex");
 const PREFIX = `pnp${HEX}`;
@@ -481,16 +488,8 @@ async function measureLayout(layout: Layout): Promise<Figures> {
         times.push(performance.now() - t0);
       }
       pure.changeMs = median(times);
-      // The node agent's way: a ProxyPlanner that remembers each Service's share and replans what changed.
-      const incremental: number[] = [];
-      for (let i = 0; i < REPEATS; i++) {
-        const planner = new ProxyPlanner();
-        const previous = planner.plan(proxyInput);
-        const t0 = performance.now();
-        planProxyUpdate(previous, planner.plan(plusInput));
-        incremental.push(performance.now() - t0);
-      }
-      pure.incrementalMs = median(incremental);
+      oneServiceChanges = await measureOneServiceChanges(proxyInput, ruleset);
+      pure.incrementalMs = oneServiceChanges[0]?.compute.p50 ?? Number.NaN;
       const plus = planProxyRules(plusInput);
       const minus = planProxyRules(withoutLastEndpoint(proxyInput, n / 2));
       figures.addService = await repeatChange(
@@ -536,6 +535,118 @@ async function measureLayout(layout: Layout): Promise<Figures> {
   return figures;
 }
 
+// ---- one Service changed among 10,000: the node agent's way (ProxyPlanner) ---------------------------------
+
+/** Runs of each one-service change (compute alone, and compute + transaction); the fresh re-plan: REPEATS. */
+const CHANGE_RUNS = 21;
+
+interface Spread {
+  p50: number;
+  p90: number;
+}
+
+interface OneServiceChange {
+  label: string;
+  /** ProxyPlanner.change: the incremental re-plan and its transaction's text. */
+  compute: Spread;
+  /** compute + `ip netns exec NS nft -f FILE` of that transaction, into the node holding 10,000 Services. */
+  endToEnd: Spread;
+  /** planProxyRules of the whole new input + planProxyUpdate over whole tables (the reference path). */
+  fresh: Spread;
+  commands: number;
+  paths: string;
+}
+
+const spread = (values: number[]): Spread => ({ p50: percentile(values, 50), p90: percentile(values, 90) });
+
+let oneServiceChanges: OneServiceChange[] = [];
+
+/**
+ * +1 service, −1 endpoint and a changed port, each applied and undone CHANGE_RUNS times: the planner
+ * plans `changed` from `base` (timed), then `base` again (untimed, also in the kernel for end-to-end).
+ */
+async function measureOneServiceChanges(
+  base: ProxyInput,
+  baseRuleset: ProxyRuleset,
+): Promise<OneServiceChange[]> {
+  const n = base.services.length;
+  const changes: [string, ProxyInput][] = [
+    ["+1 service", withExtraService(base, 3)],
+    ["−1 endpoint", withoutLastEndpoint(base, n / 2)],
+    ["changed port", withChangedPort(base, Math.floor(n / 3), 8080)],
+  ];
+  const planner = new ProxyPlanner();
+  planner.change(base);
+  const out: OneServiceChange[] = [];
+  for (const [label, changed] of changes) {
+    const compute: number[] = [];
+    const endToEnd: number[] = [];
+    const paths = new Set<string>();
+    let commands = 0;
+    for (let i = 0; i < CHANGE_RUNS; i++) {
+      const t0 = performance.now();
+      const forward = planner.change(changed).update as ProxyUpdate;
+      void forward.text;
+      compute.push(performance.now() - t0);
+      paths.add(planner.lastPath);
+      commands = forward.commands.length;
+      planner.change(base);
+    }
+    for (let i = 0; i < CHANGE_RUNS; i++) {
+      const t0 = performance.now();
+      const forward = planner.change(changed).update as ProxyUpdate;
+      await nftFile(BIG.node, forward.text, "one-change.nft");
+      endToEnd.push(performance.now() - t0);
+      paths.add(planner.lastPath);
+      await nftFile(BIG.node, (planner.change(base).update as ProxyUpdate).text, "one-change-back.nft");
+    }
+    const fresh: number[] = [];
+    for (let i = 0; i < REPEATS; i++) {
+      const t0 = performance.now();
+      void planProxyUpdate(baseRuleset, planProxyRules(changed)).text;
+      fresh.push(performance.now() - t0);
+    }
+    out.push({
+      label,
+      compute: spread(compute),
+      endToEnd: spread(endToEnd),
+      fresh: spread(fresh),
+      commands,
+      paths: [...paths].join("+"),
+    });
+    process.stderr.write(`  one-service change (${label}): measured\n`);
+  }
+  return out;
+}
+
+function reportOneServiceChanges(): void {
+  if (oneServiceChanges.length === 0) return;
+  const ms = (s: Spread) => `${s.p50.toFixed(1)} / ${s.p90.toFixed(1)}`;
+  console.log(
+    `\none-service change at 10,000 × 3 (podnet, ProxyPlanner as in the node agent), ms p50 / p90; target ≤ 50 ms end to end`,
+  );
+  console.log(
+    table(
+      [
+        "change",
+        `compute (${CHANGE_RUNS} runs)`,
+        `compute + nft transaction (${CHANGE_RUNS})`,
+        `fresh re-plan + diff (${REPEATS})`,
+        "commands",
+        "path",
+      ],
+      oneServiceChanges.map((c) => [
+        c.label,
+        ms(c.compute),
+        ms(c.endToEnd),
+        ms(c.fresh),
+        String(c.commands),
+        c.paths,
+      ]),
+    ),
+  );
+}
+
 // ---- report -------------------------------------------------------------------------------------------------
 
 const seconds = (t: Timed | undefined) =>
@@ -555,9 +666,12 @@ const ratio = (a: Latency | undefined, b: Latency | undefined) =>
   a && b ? `${(b.p50 / a.p50).toFixed(2)}×` : "—";
 
 function report(all: Map<Layout, Figures>): void {
-  const rows: string[][] = [["", ...LAYOUTS.map((l) => TITLES[l]), "target"]];
+  const layouts = LAYOUTS.filter((l) => all.has(l));
+  const rows: string[][] = [["", ...layouts.map((l) => TITLES[l]), "target"]];
   const row = (label: string, cell: (f: Figures) => string, target = "") =>
-    rows.push([label, ...LAYOUTS.map((l) => cell(all.get(l) as Figures)), target]);
+    rows.push([label, ...layouts.map((l) => cell(all.get(l) as Figures)), target]);
+  const podnetOnly = (label: string, value: string) =>
+    rows.push([label, ...layouts.map((l) => (l === "podnet" ? value : "")), ""]);
   for (const n of SIZES)
     row(
       `cold load ${n.toLocaleString("en")} × 3 (one nft -f)`,
@@ -566,15 +680,12 @@ function report(all: Map<Layout, Figures>): void {
     );
   row("+1 service at 10,000 (1 transaction, median of 5)", (f) => change(f.addService), "≤ 50 ms");
   row("−1 endpoint at 10,000 (1 transaction, median of 5)", (f) => change(f.removeEndpoint), "≤ 50 ms");
-  rows.push(["pure (podnet): plan + render 10,000", "", "", `${pure.planMs.toFixed(0)} ms`, ""]);
-  rows.push(["pure (podnet): re-plan + diff, +1 svc", "", "", `${pure.changeMs.toFixed(0)} ms`, ""]);
-  rows.push([
-    "pure (podnet): ProxyPlanner re-plan + diff, +1 svc",
-    "",
-    "",
-    `${pure.incrementalMs.toFixed(0)} ms`,
-    "",
-  ]);
+  podnetOnly("pure (podnet): plan + render 10,000", `${pure.planMs.toFixed(0)} ms`);
+  podnetOnly("pure (podnet): re-plan + diff, +1 svc", `${pure.changeMs.toFixed(0)} ms`);
+  podnetOnly(
+    "pure (podnet): ProxyPlanner re-plan + diff, +1 svc (p50)",
+    `${pure.incrementalMs.toFixed(1)} ms`,
+  );
   row("connect p50 / p99 ms, 1 service", (f) => lat(f.latency.get("1:first")));
   row("  10,000: first service", (f) => lat(f.latency.get("10000:first")));
   row("  10,000: last service", (f) => lat(f.latency.get("10000:last")));
@@ -624,9 +735,12 @@ async function main(): Promise<void> {
     for (const t of [SMALL, BIG]) deleteTable(t, TABLE);
     const all = new Map<Layout, Figures>();
     // podnet first: its figures are there even if the run is cut short during the kube-proxy shape.
+    // `node dist/bench/proxy.bench.js podnet` measures only the layouts named (all three by default).
+    const only = process.argv.slice(2);
     for (const layout of ["podnet", "chains", "kube"] as Layout[])
-      all.set(layout, await measureLayout(layout));
+      if (only.length === 0 || only.includes(layout)) all.set(layout, await measureLayout(layout));
     report(all);
+    reportOneServiceChanges();
   } finally {
     cleanup();
   }

@@ -25,6 +25,7 @@ import { LabPolicySync } from "../policy/sync.js";
 import {
   clusterEndpoints,
   conntrackDeleteArgs,
+  type ProxyChange,
   ProxyPlanner,
   type ProxyRuleset,
   planProxyUpdate,
@@ -157,7 +158,7 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
 
   /** kube-proxy's job in every node: the node's ruleset, applied as a diff of the last one applied. */
   async function syncServiceProxy(state: LabState, desired: DesiredState): Promise<void> {
-    const jobs: { ns: string; next: ProxyRuleset }[] = [];
+    const jobs: { ns: string; change: ProxyChange }[] = [];
     for (const cluster of state.plan?.clusters ?? []) {
       const derived = clusterEndpoints(desired, cluster); // once per cluster, not per node
       for (const node of cluster.nodes) {
@@ -166,15 +167,21 @@ export async function runAgent(lab: string, role: AgentRole, log: (line: string)
         const input = proxyInputFor(desired, cluster, node.name, derived);
         const planner = proxyPlanners.get(ns) ?? new ProxyPlanner();
         proxyPlanners.set(ns, planner);
-        jobs.push({ ns, next: planner.plan(input) });
+        jobs.push({ ns, change: planner.change(input) });
       }
     }
     await Promise.all(
-      jobs.map(async ({ ns, next }) => {
+      jobs.map(async ({ ns, change }) => {
+        const next = change.ruleset;
         const previous = proxyRulesets.get(ns);
         // After a restart there is no previous: replace the tables in one transaction (conntrack keeps
-        // established connections going).
-        const update = previous ? planProxyUpdate(previous, next) : undefined;
+        // established connections going). The planner's own transaction (computed from the changed
+        // Services alone) starts from its previous plan: used when that is what the node has.
+        const update = !previous
+          ? undefined
+          : change.update && change.previous === previous
+            ? change.update
+            : planProxyUpdate(previous, next);
         const text = update ? update.text : proxySyncScript(next);
         try {
           if (text.trim()) await nftApply(text, { netns: ns });

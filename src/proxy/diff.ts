@@ -218,9 +218,8 @@ export function conntrackDeleteArgs(flow: StaleUdpFlow): string[] {
   ];
 }
 
-/** The ONE transaction that turns `previous` into `next`; see the module comment. */
-export function planProxyUpdate(previous: ProxyRuleset, next: ProxyRuleset): ProxyUpdate {
-  const summary: ProxyUpdateSummary = {
+function emptySummary(): ProxyUpdateSummary {
+  return {
     tablesAdded: 0,
     tablesDeleted: 0,
     setsAdded: 0,
@@ -231,6 +230,35 @@ export function planProxyUpdate(previous: ProxyRuleset, next: ProxyRuleset): Pro
     elementsAdded: 0,
     elementsDeleted: 0,
   };
+}
+
+/**
+ * The transaction of an incremental re-plan (ProxyPlanner): the same commands planProxyUpdate would give
+ * for the whole tables, from the part of each table the change touched. `previous` and `next` of a pair
+ * hold, for one family's table, only what the changed Services touched as it was before and after: their
+ * elements (with the declarations of their sets), and the shared or sticky chains and sets whose presence
+ * or rules may have changed. Everything else is the same on both sides, so it adds no command. Entries are
+ * the changed Services' (for the UDP conntrack cleanup).
+ */
+export function planFragmentUpdate(
+  pairs: readonly { previous: NftTable; next: NftTable }[],
+  previousEntries: readonly ProxyEntry[],
+  nextEntries: readonly ProxyEntry[],
+): ProxyUpdate {
+  const summary = emptySummary();
+  const commands: string[] = [];
+  for (const { previous, next } of pairs) commands.push(...tableUpdate(previous, next, summary));
+  return {
+    commands,
+    text: commands.length > 0 ? `${commands.join("\n")}\n` : "",
+    summary,
+    staleUdp: staleUdpFlows(previousEntries, nextEntries),
+  };
+}
+
+/** The ONE transaction that turns `previous` into `next`; see the module comment. */
+export function planProxyUpdate(previous: ProxyRuleset, next: ProxyRuleset): ProxyUpdate {
+  const summary = emptySummary();
   const id = (t: NftTable) => `${t.family} ${t.name}`;
   const before = new Map(previous.tables.map((t) => [id(t), t]));
   const after = new Map(next.tables.map((t) => [id(t), t]));

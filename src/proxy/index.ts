@@ -3,6 +3,7 @@ export {
   conntrackDeleteArgs,
   type ProxyUpdate,
   type ProxyUpdateSummary,
+  planFragmentUpdate,
   planProxyUpdate,
   type StaleUdpFlow,
 } from "./diff.js";
@@ -21,6 +22,7 @@ export {
   type EntryKind,
   MASQUERADE_MARK,
   PROXY_TABLE,
+  type ProxyChange,
   type ProxyEntry,
   type ProxyInput,
   ProxyPlanner,

@@ -118,3 +118,17 @@ export function withoutLastEndpoint(input: ProxyInput, index: number): ProxyInpu
     ),
   };
 }
+
+/** `input` with service `index` answering on `port` instead (its plan and object are new; endpoints kept). */
+export function withChangedPort(input: ProxyInput, index: number, port: number): ProxyInput {
+  const swap = <T>(list: readonly T[], value: (old: T) => T) =>
+    list.map((x, i) => (i === index ? value(x) : x));
+  return {
+    ...input,
+    services: swap(input.services, (p) => ({ ...p, ports: p.ports.map((sp) => ({ ...sp, port })) })),
+    serviceObjects: swap(input.serviceObjects, (s) => ({
+      ...s,
+      ports: s.ports.map((sp) => ({ ...sp, port })),
+    })),
+  };
+}
