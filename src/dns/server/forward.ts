@@ -23,8 +23,8 @@ import type { ForwardConfig, Upstream as UpstreamAddress } from "./config.js";
 import { inZone } from "./config.js";
 import type { DnsMetrics, UpstreamMetrics } from "./metrics.js";
 import type { SocketFactory } from "./sockets.js";
-import { type ClientTls, DotClient, type TlsUpstreamError } from "./tls.js";
-import { FLAG_QR, FLAG_TC, HEADER_SIZE, MAX_MESSAGE_SIZE, skipName } from "./wire.js";
+import { type ClientTls, DotClient, type Pending, type TlsUpstreamError } from "./tls.js";
+import { FLAG_QR, FLAG_TC, HEADER_SIZE, MAX_MESSAGE_SIZE, questionText } from "./wire.js";
 
 /** The shortest share of the deadline one try gets. */
 const MIN_TRY_MS = 250;
@@ -36,21 +36,6 @@ export class UpstreamError extends Error {
   ) {
     super(message);
   }
-}
-
-interface Pending {
-  question: string;
-  resolve: (response: Buffer) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-/** The question section of a message in lower case, to match answers to queries. */
-function questionText(buf: Buffer): string | undefined {
-  if (buf.length < HEADER_SIZE || buf.readUInt16BE(4) !== 1) return undefined;
-  const end = skipName(buf, HEADER_SIZE);
-  if (end < 0 || end + 4 > buf.length) return undefined;
-  return buf.toString("latin1", HEADER_SIZE, end + 4).toLowerCase();
 }
 
 function withId(query: Buffer, id: number): Buffer {

@@ -14,7 +14,7 @@ import { createSecureContext, type TLSSocket, type TlsOptions, connect as tlsCon
 import { InvalidInputError } from "../../api/diagnostics.js";
 import { type ClientAuth, type ForwardTlsConfig, resolveConfigPath, type ServerTlsConfig } from "./config.js";
 import type { SocketFactory } from "./sockets.js";
-import { FLAG_QR, HEADER_SIZE, skipName } from "./wire.js";
+import { FLAG_QR, HEADER_SIZE, questionText } from "./wire.js";
 
 /** The ALPN protocol id of DNS over TLS (IANA, RFC 7858). */
 export const DOT_ALPN = "dot";
@@ -242,19 +242,12 @@ function isTlsLayerError(error: Error & { code?: string }): boolean {
   );
 }
 
-interface Pending {
+/** A query sent upstream, waiting for its answer (UDP/TCP pools and TLS connections alike). */
+export interface Pending {
   question: string;
   resolve: (response: Buffer) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
-}
-
-/** The question section in lower case, to match answers to queries. */
-function questionText(buf: Buffer): string | undefined {
-  if (buf.length < HEADER_SIZE || buf.readUInt16BE(4) !== 1) return undefined;
-  const end = skipName(buf, HEADER_SIZE);
-  if (end < 0 || end + 4 > buf.length) return undefined;
-  return buf.toString("latin1", HEADER_SIZE, end + 4).toLowerCase();
 }
 
 /** One open TLS connection and the queries in flight on it. */

@@ -589,3 +589,11 @@ export function truncateResponse(
   if (droppedNeeded) out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
   return out;
 }
+
+/** The question section of a message in lower case, to match upstream answers to queries. */
+export function questionText(buf: Buffer): string | undefined {
+  if (buf.length < HEADER_SIZE || buf.readUInt16BE(4) !== 1) return undefined;
+  const end = skipName(buf, HEADER_SIZE);
+  if (end < 0 || end + 4 > buf.length) return undefined;
+  return buf.toString("latin1", HEADER_SIZE, end + 4).toLowerCase();
+}
