@@ -13,6 +13,7 @@ import { ownerOfAddress, peeringReachability } from "../plan/peering.js";
 import type { AddressPlan, ClusterPlan, ServicePlan } from "../plan/types.js";
 import { isClusterDnsPod } from "./cluster-dns.js";
 import { netnsNames } from "./names.js";
+import { explainBlocked } from "./probe.js";
 import { type AppliedPod, readLabState } from "./store.js";
 import { inNs, TourNarrator, type TourOptions, type TourResult, withFabric } from "./tour-kit.js";
 
@@ -193,10 +194,18 @@ async function showRemoteMembers(
         `client ${client.ips[0]}`,
       );
     else {
-      const owner = ownerOfAddress(plan, ip);
-      n.say(
-        `     why: ${ip} is a ${owner?.what ?? "pod"} IP of ${owner?.cluster ?? cast.remote}: ${reach.reason}`,
+      // What `podnet lab probe` prints under a blocked probe, from the same function.
+      const why = explainBlocked(
+        plan,
+        {
+          label: `${client.namespace}/${client.name}`,
+          kind: "pod",
+          cluster: client.cluster,
+          ips: client.ips,
+        },
+        ip,
       );
+      n.expect("the probe explains it from the plan", why !== undefined, `why: ${why ?? "(no explanation)"}`);
     }
   }
   showForwardConnections(n, pods, plan, cast, targets.length + 1);
