@@ -276,9 +276,12 @@ export function registerLabCommand(program: Command): void {
             c.nodes.map((n) => [c.name, n.name, n.address, n.podCIDRs.join(","), c.fabric, c.podMTU]),
           ),
         );
+        // With several clusters the same namespace/name can exist in each: the cluster leads.
+        const several = data.clusters.length > 1;
         const pods = formatTable(
-          ["NAMESPACE", "NAME", "NODE", "IP", "PORTS", "STATUS"],
+          [...(several ? ["CLUSTER"] : []), "NAMESPACE", "NAME", "NODE", "IP", "PORTS", "STATUS"],
           data.pods.map((p) => [
+            ...(several ? [p.cluster] : []),
             p.namespace,
             p.name,
             p.node,
@@ -328,10 +331,21 @@ export function registerLabCommand(program: Command): void {
   services.action((flags: { name: string; output: OutputFormat }) =>
     wrapLabErrors(async () => {
       const views = await labServices({ lab: flags.name });
+      const several = new Set(views.map((v) => v.cluster)).size > 1;
       printData(views, flags.output, () =>
         formatTable(
-          ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORTS", "ENDPOINTS", "PROGRAMMED NODES"],
+          [
+            ...(several ? ["CLUSTER"] : []),
+            "NAMESPACE",
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "PORTS",
+            "ENDPOINTS",
+            "PROGRAMMED NODES",
+          ],
           views.map((v) => [
+            ...(several ? [v.cluster] : []),
             v.namespace,
             v.name,
             v.type,
